@@ -1,0 +1,34 @@
+# usrad: one command installs and runs the demo (`make demo`), one installs and runs the tests (`make test`).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench paper clean
+
+install: $(STAMP)
+
+# Idempotent: rebuilt only when the lock or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+
+paper: install
+	$(BIN)/snakemake --cores $(CORES) paper
+
+test: install
+	$(BIN)/python -m pytest -ra
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,19 @@
+# usrad: ultrasound radiomics for axillary lymph node metastasis. Reads like a table of contents;
+# the stages live in rules/*.smk, the logic in the `usrad` package (src/usrad).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/cohort.smk"
+include: "rules/features.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

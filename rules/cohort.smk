@@ -1,0 +1,60 @@
+# Cohort: simulate the demo cohort (when no manifest is configured) and validate the manifest.
+
+
+rule simulate:
+    output:
+        manifest=f"{RESULTS}/demo/manifest.tsv",
+        ground_truth=f"{RESULTS}/demo/ground_truth.tsv",
+    params:
+        sim=simulate_params(),
+    log:
+        f"{RESULTS}/logs/simulate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/simulate.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/simulate.py"
+
+
+rule compare_busbra:
+    input:
+        manifest=f"{RESULTS}/demo/manifest.tsv",
+    output:
+        png=report(
+            f"{RESULTS}/demo/figures/simulated_vs_busbra.png",
+            caption="../report/simulated_vs_busbra.rst",
+            category="Cohort",
+        ),
+        pdf=f"{RESULTS}/demo/figures/simulated_vs_busbra.pdf",
+    params:
+        busbra=config.get("busbra_dir", "../shared/data/busbra"),
+    log:
+        f"{RESULTS}/logs/compare_busbra.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/compare_busbra.py"
+
+
+rule validate_cohort:
+    input:
+        manifest=manifest_path(),
+    output:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+    params:
+        config=validated_config(),
+    log:
+        f"{RESULTS}/logs/validate_cohort.log",
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/validate_cohort.py"

@@ -1,0 +1,68 @@
+# Shared helpers: config validation (fills schema defaults) and small named functions used as
+# input/params by the rules. No rule logic here.
+import os
+import sys
+from pathlib import Path
+
+# The package lives in src/: importable here, in every rule script and in cluster jobs (which inherit
+# the environment and re-read this file), whether or not it is pip-installed.
+_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+
+from usrad.config import validate_config  # noqa: E402
+from usrad.errors import UsradError  # noqa: E402
+
+try:
+    _validated = validate_config(dict(config), source="config (config/config.yaml + --config/--configfile)")
+except UsradError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_validated)
+
+RESULTS = "results"
+ENV = "../envs/usrad.yaml"
+N_SHARDS = config["extraction"]["shards"]
+SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
+
+localrules:
+    all,
+    merge_features,
+
+
+def manifest_path():
+    """The cohort manifest: the user's, or the simulated demo cohort's."""
+    if config["cohort"]["manifest"]:
+        return config["cohort"]["manifest"]
+    return f"{RESULTS}/demo/manifest.tsv"
+
+
+def radiomics_params():
+    return config["radiomics_params"]
+
+
+def simulate_params():
+    return {"n_patients": config["cohort"]["simulate"]["n_patients"], "seed": config["seed"]}
+
+
+def validated_config():
+    return dict(config)
+
+
+def shard_index(wildcards):
+    return int(wildcards.shard)
+
+
+def feature_cache_dir():
+    return f"{RESULTS}/features/cache"
+
+
+def feature_shards():
+    return expand(f"{RESULTS}/features/shards/{{shard}}.parquet", shard=SHARDS)
+
+
+def all_targets():
+    targets = [f"{RESULTS}/features/features.parquet"]
+    if not config["cohort"]["manifest"]:
+        targets.append(f"{RESULTS}/demo/figures/simulated_vs_busbra.png")
+    return targets

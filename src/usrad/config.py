@@ -1,0 +1,100 @@
+"""Configuration: load, validate against config/schema.yaml and fill in the schema's defaults."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import Problem, UsradError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parents[1]
+SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _extend_with_default(validator_class):
+    """Validator that fills in `default` values (jsonschema FAQ recipe, also used by snakemake.utils.validate)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, subschema in properties.items():
+                if "default" in subschema and prop not in instance:
+                    instance[prop] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFiller = _extend_with_default(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate_config(config: dict | None, schema: dict | None = None, source: str = "config") -> dict:
+    """Validate ``config``; return a copy with defaults filled. Raises UsradError listing every problem."""
+    schema = schema if schema is not None else load_schema()
+    cfg = copy.deepcopy(config) if config is not None else {}
+    if not isinstance(cfg, dict):
+        raise UsradError(f"Invalid configuration in {source}", [Problem("the config must be a mapping of keys", file=source)])
+    # Validate twice: once on the raw input (to report the user's own keys), then fill defaults.
+    problems = []
+    for err in sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path))):
+        problems.append(Problem(f"key {_key_path(err)!r}: {err.message}", file=source))
+    if problems:
+        raise UsradError(f"Invalid configuration in {source}", problems)
+    for _ in _DefaultFiller(schema).iter_errors(cfg):
+        pass
+    problems.extend(_semantic_problems(cfg, source))
+    if problems:
+        raise UsradError(f"Invalid configuration in {source}", problems)
+    return cfg
+
+
+OUTCOME_COLUMNS = {"n_positive_nodes"}
+
+
+def _semantic_problems(cfg: dict, source: str) -> list[Problem]:
+    problems = []
+    names = [t["name"] for t in cfg["tasks"]]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem(f"key 'tasks': task name {name!r} is used more than once", file=source))
+    clin = cfg["clinical"]
+    for col in clin["predictors"]:
+        if col in OUTCOME_COLUMNS:
+            problems.append(Problem(f"key 'clinical.predictors': {col!r} is an outcome (known only after surgery), not a preoperative predictor", file=source))
+    for col in clin["categorical"]:
+        if col not in clin["predictors"]:
+            problems.append(Problem(f"key 'clinical.categorical': {col!r} is not in clinical.predictors", file=source))
+    return problems
+
+
+def load_config(path: str | Path, schema: dict | None = None) -> dict:
+    """Read a YAML config file and validate it (UsradError on any problem)."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise UsradError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise UsradError(f"Config file {path} is not valid YAML", [Problem(str(exc), file=str(path))]) from None
+    return validate_config(raw, schema, source=str(path))
+
+
+def task_by_name(cfg: dict[str, Any], name: str) -> dict:
+    for task in cfg["tasks"]:
+        if task["name"] == name:
+            return task
+    raise KeyError(name)

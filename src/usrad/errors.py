@@ -1,0 +1,47 @@
+"""User-facing errors: every problem names the patient, the column and the file.
+
+A :class:`UsradError` is a user's mistake (bad manifest, bad config, bad image). The CLI and the rule
+scripts print its message and exit non-zero without a traceback; anything else is a bug.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a cohort or config."""
+
+    message: str
+    patient: str | None = None
+    column: str | None = None
+    file: str | None = None
+    row: int | None = None  # 1-based data row of the manifest (header is row 0)
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.patient is not None:
+            where.append(f"patient {self.patient!r}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        if self.file is not None:
+            where.append(f"file {self.file}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+class UsradError(Exception):
+    """An error caused by user input; its message is meant to be read, not debugged."""
+
+    def __init__(self, summary: str, problems: list[Problem] | None = None):
+        self.summary = summary
+        self.problems = list(problems or [])
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if not self.problems:
+            return self.summary
+        lines = [f"{self.summary} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
