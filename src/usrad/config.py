@@ -98,3 +98,30 @@ def task_by_name(cfg: dict[str, Any], name: str) -> dict:
         if task["name"] == name:
             return task
     raise KeyError(name)
+
+
+def schema_markdown(schema: dict | None = None) -> str:
+    """The README's configuration table, generated from the schema (tests check the README has it)."""
+    schema = schema if schema is not None else load_schema()
+    rows = ["| key | default | description |", "|---|---|---|"]
+
+    def fmt(value) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+        text = text.removesuffix("\n...").removesuffix("...").strip()
+        return f"`{text}`" if len(text) <= 60 else "see config/config.yaml"
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            name = prefix + key
+            if sub.get("type") == "object" and "properties" in sub:
+                walk(sub, name + ".")
+                continue
+            default = fmt(sub["default"]) if "default" in sub else "(required)"
+            desc = " ".join(str(sub.get("description", "")).split()).replace("|", "\\|")
+            rows.append(f"| `{name}` | {default} | {desc} |")
+            items = sub.get("items")
+            if isinstance(items, dict) and items.get("type") == "object":
+                walk(items, name + "[].")
+
+    walk(schema, "")
+    return "\n".join(rows) + "\n"
