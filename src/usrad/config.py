@@ -125,3 +125,20 @@ def schema_markdown(schema: dict | None = None) -> str:
 
     walk(schema, "")
     return "\n".join(rows) + "\n"
+
+
+def update_readme(readme: str | Path = REPO_ROOT / "README.md") -> None:
+    """Rewrite the README's configuration table from the schema."""
+    readme = Path(readme)
+    text = readme.read_text()
+    start, end = "<!-- config-table:start -->\n", "<!-- config-table:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + schema_markdown() + end + tail)
+
+
+if __name__ == "__main__":  # python -m usrad.config --readme
+    import sys
+
+    if sys.argv[1:] == ["--readme"]:
+        update_readme()
