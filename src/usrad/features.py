@@ -1,0 +1,171 @@
+"""THE feature-table format: one Parquet file, one row per image × reader.
+
+Columns: ``patient_id``, ``image_id``, ``reader`` (strings; ``r1``, ``r2``, or ``p1``, ``p2``… for
+perturbed masks), then one float64 column per PyRadiomics feature, named as PyRadiomics names it
+(``original_shape2D_MajorAxisLength``, ``wavelet-LH_glcm_Contrast``…); diagnostics are dropped.
+
+The Parquet file key-value metadata ``usrad`` holds JSON: the params file text and its SHA-256, the
+library versions, and the feature count per image type and per class (recomputed from the columns on
+every write, so it cannot disagree with them). Rows are sorted by (patient_id, image_id, reader) and
+the file is written with fixed options and no timestamps, so the same data always gives the same bytes
+whatever the number of shards or cores; writes are atomic (temporary file + ``os.replace``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import Problem, UsradError
+
+ID_COLUMNS = ["patient_id", "image_id", "reader"]
+META_KEY = b"usrad"
+FORMAT_VERSION = 1
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
+
+
+def feature_columns(df: pd.DataFrame) -> list[str]:
+    """The feature columns of a feature table, in table order (everything but the id columns)."""
+    return [c for c in df.columns if c not in ID_COLUMNS]
+
+
+def split_feature_name(name: str) -> tuple[str, str, str]:
+    """``'wavelet-LH_glcm_Contrast'`` → ``('wavelet-LH', 'glcm', 'Contrast')``."""
+    parts = name.split("_", 2)
+    if len(parts) != 3:
+        raise ValueError(f"not a PyRadiomics feature name: {name!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def feature_counts(columns) -> dict:
+    """Number of features in total, per image type (``original``, ``log-sigma-1-0-mm-3D``…) and per class."""
+    parsed = [split_feature_name(c) for c in columns]
+    return {
+        "total": len(parsed),
+        "by_image_type": dict(sorted(Counter(p[0] for p in parsed).items())),
+        "by_class": dict(sorted(Counter(p[1] for p in parsed).items())),
+    }
+
+
+def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
+    missing = [c for c in ID_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"feature table lacks id columns {missing}")
+    feats = feature_columns(df)
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise ValueError(f"feature table has duplicate columns {dup}")
+    df = df.sort_values(ID_COLUMNS, kind="mergesort").reset_index(drop=True)
+    if df.duplicated(ID_COLUMNS).any():
+        first = df.loc[df.duplicated(ID_COLUMNS), ID_COLUMNS].iloc[0].tolist()
+        raise ValueError(f"feature table has more than one row for (patient_id, image_id, reader) = {first}")
+    arrays = [pa.array(df[c].astype(str).tolist(), type=pa.string()) for c in ID_COLUMNS]
+    arrays += [pa.array(df[c].to_numpy(dtype=np.float64), type=pa.float64()) for c in feats]
+    full_meta = dict(meta)
+    full_meta["format_version"] = FORMAT_VERSION
+    full_meta["feature_counts"] = feature_counts(feats)
+    text = json.dumps(full_meta, sort_keys=True, separators=(",", ":"))
+    schema = pa.schema([pa.field(c, pa.string(), nullable=False) for c in ID_COLUMNS]
+                       + [pa.field(c, pa.float64()) for c in feats], metadata={META_KEY: text.encode("utf-8")})
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_feature_table(df: pd.DataFrame, path, meta: dict) -> Path:
+    """Write ``df`` (id columns + float feature columns) with provenance ``meta`` to ``path``, atomically.
+
+    ``meta`` is the provenance dict (see :func:`usrad.extract.provenance`); ``format_version`` and
+    ``feature_counts`` are added here from the columns. Same data and meta → byte-identical file.
+    """
+    path = Path(path)
+    table = _arrow_table(df, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
+                       use_dictionary=False, write_statistics=True, row_group_size=max(len(table), 1),
+                       version="2.6")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_meta(path) -> dict:
+    """The ``usrad`` provenance metadata of a feature table, without reading the data."""
+    path = Path(path)
+    try:
+        schema = pq.read_schema(path)
+    except FileNotFoundError:
+        raise UsradError(f"Cannot read feature table {path}", [Problem("file not found", file=str(path))]) from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UsradError(f"Cannot read feature table {path}", [Problem(f"not a Parquet file ({exc})", file=str(path))]) from None
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise UsradError(f"Cannot read feature table {path}",
+                         [Problem("no 'usrad' metadata: not a feature table written by usrad", file=str(path))])
+    return json.loads(raw.decode("utf-8"))
+
+
+def read_feature_table(path) -> tuple[pd.DataFrame, dict]:
+    """Read a feature table: ``(df, meta)``; id columns are str, features float64."""
+    meta = read_meta(path)
+    df = pq.read_table(Path(path)).to_pandas()
+    for c in ID_COLUMNS:
+        df[c] = df[c].astype(object)
+    return df, meta
+
+
+def reader_matrix(df: pd.DataFrame, reader: str) -> pd.DataFrame:
+    """Feature values of one reader (or perturbation) as an ``image_id``-indexed wide frame, sorted by image_id."""
+    rows = df[df["reader"] == reader]
+    if rows.empty:
+        raise KeyError(f"no rows for reader {reader!r}; readers present: {sorted(df['reader'].unique())}")
+    return rows.set_index("image_id")[feature_columns(df)].sort_index()
+
+
+def paired_readers(df: pd.DataFrame, a: str = "r1", b: str = "r2") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two readers' matrices restricted to the images both segmented, rows aligned (for ICC)."""
+    ma, mb = reader_matrix(df, a), reader_matrix(df, b)
+    common = ma.index.intersection(mb.index).sort_values()
+    return ma.loc[common], mb.loc[common]
+
+
+def merge_feature_tables(paths, out_path) -> pd.DataFrame:
+    """Concatenate shard tables into one table at ``out_path``; all shards must share metadata and columns."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no feature tables to merge")
+    frames, problems = [], []
+    ref_df, ref_meta = read_feature_table(paths[0])
+    for path in paths:
+        df, meta = (ref_df, ref_meta) if path == paths[0] else read_feature_table(path)
+        if meta != ref_meta:
+            diff = sorted(k for k in set(meta) | set(ref_meta) if meta.get(k) != ref_meta.get(k))
+            problems.append(Problem(f"metadata differs from {paths[0]} in {diff}: extracted with other parameters "
+                                    "or library versions; re-run its extraction", file=str(path)))
+        elif list(df.columns) != list(ref_df.columns):
+            problems.append(Problem(f"columns differ from {paths[0]}", file=str(path)))
+        frames.append(df)
+    if problems:
+        raise UsradError("Cannot merge feature tables", problems)
+    merged = pd.concat(frames, ignore_index=True)
+    dup = merged[merged.duplicated(ID_COLUMNS, keep=False)]
+    if not dup.empty:
+        first = dup[ID_COLUMNS].iloc[0].tolist()
+        raise UsradError("Cannot merge feature tables",
+                         [Problem(f"(patient_id, image_id, reader) = {first} is in more than one shard",
+                                  patient=str(first[0]))])
+    meta = {k: v for k, v in ref_meta.items() if k not in ("format_version", "feature_counts")}
+    write_feature_table(merged, out_path, meta)
+    return merged
