@@ -5,7 +5,11 @@ scripts print its message and exit non-zero without a traceback; anything else i
 """
 from __future__ import annotations
 
+import shutil
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -45,3 +49,25 @@ class UsradError(Exception):
         lines = [f"{self.summary} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+@contextmanager
+def rule_errors(smk):
+    """Context for a rule script: a UsradError goes to the rule's log and stderr, the rule's outputs are
+    removed (nothing half-written is left) and the job exits 1, without a traceback."""
+    try:
+        yield
+    except UsradError as err:
+        text = err.render()
+        for log_path in smk.log:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        for out in smk.output:
+            path = Path(out)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        print(text, file=sys.stderr)
+        sys.exit(1)

@@ -1,18 +1,8 @@
 """Rule extract_shard: PyRadiomics features of the patients of one shard (stable hash of patient_id)."""
-import sys
-from pathlib import Path
-
-from usrad.errors import UsradError
+from usrad.errors import rule_errors
 from usrad.extract import extract_shard
 
-out = Path(snakemake.output[0])  # noqa: F821 (snakemake is injected by the script directive)
-with open(snakemake.log[0], "w") as log:  # noqa: F821
-    try:
-        extract_shard(snakemake.input.cohort, snakemake.input.params,  # noqa: F821
-                      shard=int(snakemake.params.shard), n_shards=int(snakemake.params.n_shards),  # noqa: F821
-                      out_path=out, cache_dir=snakemake.params.cache_dir, log=log)  # noqa: F821
-    except UsradError as err:
-        out.unlink(missing_ok=True)
-        log.write(f"{err}\n")
-        print(err, file=sys.stderr)
-        sys.exit(1)
+smk = snakemake  # noqa: F821 (injected by the script directive)
+with rule_errors(smk), open(smk.log[0], "w") as log:
+    extract_shard(smk.input.cohort, smk.input.params, shard=int(smk.params.shard),
+                  n_shards=int(smk.params.n_shards), out_path=smk.output[0], cache_dir=smk.params.cache_dir, log=log)

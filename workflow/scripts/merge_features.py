@@ -1,17 +1,10 @@
 """Rule merge_features: all shard tables -> results/features/features.parquet (metadata must agree)."""
-import sys
 from pathlib import Path
 
-from usrad.errors import UsradError
+from usrad.errors import rule_errors
 from usrad.features import merge_feature_tables
 
-out = Path(snakemake.output[0])  # noqa: F821 (snakemake is injected by the script directive)
-with open(snakemake.log[0], "w") as log:  # noqa: F821
-    try:
-        merged = merge_feature_tables(list(snakemake.input), out)  # noqa: F821
-        log.write(f"merged {len(snakemake.input)} shards: {len(merged)} rows, {merged.shape[1] - 3} features\n")  # noqa: F821
-    except UsradError as err:
-        out.unlink(missing_ok=True)
-        log.write(f"{err}\n")
-        print(err, file=sys.stderr)
-        sys.exit(1)
+smk = snakemake  # noqa: F821 (injected by the script directive)
+with rule_errors(smk):
+    merged = merge_feature_tables(list(smk.input), smk.output[0])
+    Path(smk.log[0]).write_text(f"merged {len(smk.input)} shards: {len(merged)} rows, {merged.shape[1] - 3} features\n")
