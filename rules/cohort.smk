@@ -32,7 +32,7 @@ rule compare_busbra:
         ),
         pdf=f"{RESULTS}/demo/figures/simulated_vs_busbra.pdf",
     params:
-        busbra=config.get("busbra_dir", "../shared/data/busbra"),
+        busbra=busbra_dir(),
     log:
         f"{RESULTS}/logs/compare_busbra.log",
     conda:

@@ -45,6 +45,12 @@ def simulate_params():
     return {"n_patients": config["cohort"]["simulate"]["n_patients"], "seed": config["seed"]}
 
 
+def busbra_dir():
+    """BUS-BRA folder (config busbra_dir, else ../shared/data/busbra beside the repository), or None."""
+    path = Path(config["busbra_dir"] or Path(workflow.basedir).parent / "shared" / "data" / "busbra")
+    return str(path) if (path / "bus_data.csv").exists() else None
+
+
 def validated_config():
     return dict(config)
 
@@ -63,6 +69,6 @@ def feature_shards():
 
 def all_targets():
     targets = [f"{RESULTS}/features/features.parquet"]
-    if not config["cohort"]["manifest"]:
+    if not config["cohort"]["manifest"] and busbra_dir():
         targets.append(f"{RESULTS}/demo/figures/simulated_vs_busbra.png")
     return targets

@@ -1,0 +1,443 @@
+"""Figures and tables: each function writes PNG + PDF at journal size, and what it plots is what
+:mod:`usrad.metrics` computes (checked on synthetic predictions with a known signal)."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import stats
+
+from usrad import metrics, plots
+from usrad.errors import UsradError
+
+N_BOOT = 200
+# d' of each model's score: binormal AUC = Phi(d / sqrt(2))
+SIGNAL = {"clinical": 0.8, "radiomics": 1.3, "combined": 1.8, "lr": 1.6, "svm": 1.5, "rf": 1.4,
+          "xgb": 1.45, "knn": 1.0, "nb": 1.2, "mlp": 1.55}
+
+
+def synthetic_predictions(n_train: int = 240, n_test: int = 160, seed: int = 7, task: str = "metastasis",
+                          signal: dict = SIGNAL) -> pd.DataFrame:
+    """Patients with 1–2 images, y ~ Bernoulli(0.35) per patient; each model's score s = d·y + N(0, 1) − d/2
+    (binormal, AUC = Φ(d/√2)) and its probability the calibrated one, logit p = d·s + logit(0.35)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    pid = 0
+    for split, n in (("train", n_train), ("test", n_test)):
+        for _ in range(n):
+            pid += 1
+            y = int(rng.random() < 0.35)
+            for img in range(1 + int(rng.random() < 0.25)):
+                for m, d in signal.items():
+                    score = d * y + rng.normal() - d / 2
+                    p = 1 / (1 + np.exp(-(d * score + np.log(0.35 / 0.65))))
+                    rows.append({"patient_id": f"P{pid:04d}", "image_id": f"P{pid:04d}_{img}", "task": task,
+                                 "split": split, "model": m, "probability": p, "y": y,
+                                 "rad_score": score if m == "radiomics" else np.nan})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def preds() -> pd.DataFrame:
+    return synthetic_predictions()
+
+
+def _sel(preds, split, model):
+    d = preds[(preds["split"] == split) & (preds["model"] == model)]
+    return d.sort_values(["patient_id", "image_id"])
+
+
+def assert_figure_files(stem, width_mm):
+    png, pdf = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")
+    assert png.stat().st_size > 10_000 and pdf.stat().st_size > 2_000
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    with Image.open(png) as im:
+        w, h = im.size
+        # 300 dpi at the journal column width
+        assert abs(w - width_mm / 25.4 * 300) <= 2
+        # not blank: many distinct grey levels
+        assert len(np.unique(np.asarray(im.convert("L")))) > 20
+
+
+# ---------------------------------------------------------------------------------------------------
+def test_roc_legend_auc_and_ci_are_metrics_patient_bootstrap(preds, tmp_path):
+    stem = tmp_path / "roc"
+    data = plots.roc_figure(preds, stem, n_boot=N_BOOT, seed=3)
+    assert_figure_files(stem, 183)
+    assert set(data["split"]) == {"train", "test"} and len(data) == 6
+    for _, r in data.iterrows():
+        d = _sel(preds, r["split"], r["model"])
+        expected = metrics.bootstrap_auc(d["y"], d["probability"], groups=d["patient_id"], n_boot=N_BOOT, seed=3)
+        assert r["auc"] == pytest.approx(metrics.auc(d["y"], d["probability"]), abs=1e-12)
+        assert (r["low"], r["high"]) == pytest.approx((expected["low"], expected["high"]), abs=1e-12)
+        assert f"AUC {expected['auc']:.3f} ({expected['low']:.3f}–{expected['high']:.3f})" in r["label"]
+    # the known signal ordering is visible: combined > radiomics > clinical in the test set
+    test = data[data["split"] == "test"].set_index("model")["auc"]
+    assert test["combined"] > test["radiomics"] > test["clinical"]
+    assert test["combined"] == pytest.approx(stats.norm.cdf(SIGNAL["combined"] / np.sqrt(2)), abs=0.08)
+
+
+def test_roc_band_brackets_the_observed_curve_and_narrows_with_more_patients():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (100, 1600):
+        y = (rng.random(n) < 0.4).astype(int)
+        p = 1 / (1 + np.exp(-(1.5 * y + rng.normal(size=n))))
+        band = plots.roc_band(y, p, n_boot=300, seed=1)
+        fpr, tpr = plots._roc_points(y.astype(float), p)
+        observed = plots._tpr_on_grid(fpr, tpr, band["fpr"].to_numpy())[0]
+        inside = (band["tpr_low"] <= observed + 1e-12) & (observed <= band["tpr_high"] + 1e-12)
+        assert inside.mean() > 0.9
+        widths.append(float((band["tpr_high"] - band["tpr_low"]).iloc[10:90].mean()))
+    assert widths[1] < widths[0] / 2.5  # ~ 1/sqrt(16) = 1/4
+
+
+def test_forest_points_are_metrics_aucs_for_every_model_and_split(preds, tmp_path):
+    stem = tmp_path / "forest"
+    data = plots.forest_figure(preds, stem, n_boot=N_BOOT, seed=5)
+    assert_figure_files(stem, 183)
+    assert len(data) == 2 * len(SIGNAL)
+    assert list(data.drop_duplicates("model")["model"][:3]) == ["clinical", "radiomics", "combined"]
+    for _, r in data.iterrows():
+        d = _sel(preds, r["split"], r["model"])
+        b = metrics.bootstrap_auc(d["y"], d["probability"], groups=d["patient_id"], n_boot=N_BOOT, seed=5)
+        assert (r["auc"], r["low"], r["high"]) == pytest.approx((b["auc"], b["low"], b["high"]), abs=1e-12)
+        assert r["low"] <= r["auc"] <= r["high"]
+
+
+def test_calibration_points_are_metrics_reliability_curve_and_slope_flags_overconfidence(preds, tmp_path):
+    # an overconfident copy of "combined": logit doubled -> calibration slope ~ 0.5
+    over = preds[preds["model"] == "combined"].copy()
+    lp = np.log(over["probability"] / (1 - over["probability"]))
+    over["probability"] = 1 / (1 + np.exp(-2 * lp))
+    over["model"] = "overconfident"
+    stem = tmp_path / "calibration"
+    data = plots.calibration_figure(pd.concat([preds, over]), stem, models=["combined", "overconfident"])
+    assert_figure_files(stem, 183)
+    d = _sel(preds, "test", "combined")
+    rc = metrics.reliability_curve(d["y"], d["probability"], n_bins=10)
+    got = data[(data["split"] == "test") & (data["model"] == "combined")].reset_index(drop=True)
+    np.testing.assert_allclose(got["observed"], rc["observed"], atol=1e-12)
+    np.testing.assert_allclose(got["mean_predicted"], rc["mean_predicted"], atol=1e-12)
+    slope = data.drop_duplicates(["split", "model"]).set_index(["split", "model"])["slope"]
+    assert slope[("train", "overconfident")] == pytest.approx(slope[("train", "combined")] / 2, rel=1e-6)
+    assert 0.7 < slope[("train", "combined")] < 1.3
+
+
+def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_treat_none(preds, tmp_path):
+    stem = tmp_path / "dca"
+    data = plots.decision_curve_figure(preds, stem)
+    assert_figure_files(stem, 183)
+    for split in ("train", "test"):
+        d = _sel(preds, split, "combined")
+        prev = d["y"].mean()
+        allr = data[(data["split"] == split) & (data["model"] == "all")]
+        pt = allr["threshold"].to_numpy()
+        np.testing.assert_allclose(allr["net_benefit"], prev - (1 - prev) * pt / (1 - pt), atol=1e-12)
+        none = data[(data["split"] == split) & (data["model"] == "none")]
+        assert np.all(none["net_benefit"] == 0)
+        comb = data[(data["split"] == split) & (data["model"] == "combined")].set_index("threshold")
+        assert comb.loc[0.3, "net_benefit"] > 0.05
+
+
+def test_radscore_separates_classes_with_small_p_and_reports_medians(preds, tmp_path):
+    stem = tmp_path / "radscore"
+    data = plots.radscore_figure(preds, stem)
+    assert_figure_files(stem, 89)
+    for split in ("train", "test"):
+        r = data[data["split"] == split].set_index("class")
+        d = _sel(preds, split, "radiomics")
+        assert r.loc[1, "median"] == pytest.approx(d.loc[d["y"] == 1, "rad_score"].median())
+        assert r.loc[1, "median"] > r.loc[0, "median"]
+        assert r.loc[0, "p_value"] < 1e-6
+        assert r["n"].sum() == len(d)
+
+
+def test_confusion_counts_use_the_fixed_threshold_with_p_at_or_above_as_positive(preds, tmp_path):
+    thresholds = {"clinical": 0.4, "radiomics": 0.5, "combined": 0.45}
+    preds = preds.copy()
+    tie = preds.index[(preds["split"] == "test") & (preds["model"] == "radiomics") & (preds["y"] == 0)][0]
+    preds.loc[tie, "probability"] = 0.5  # exactly at the threshold: called positive (a false positive)
+    stem = tmp_path / "confusion"
+    data = plots.confusion_figure(preds, thresholds, stem)
+    assert_figure_files(stem, 183)
+    for _, r in data.iterrows():
+        d = _sel(preds, r["split"], r["model"])
+        pos = d["probability"] >= thresholds[r["model"]]
+        assert r["tp"] == int((pos & (d["y"] == 1)).sum())
+        assert r["fp"] == int((pos & (d["y"] == 0)).sum())
+        assert r["tp"] + r["fp"] + r["tn"] + r["fn"] == len(d)
+    rad_test = data[(data["split"] == "test") & (data["model"] == "radiomics")].iloc[0]
+    d = _sel(preds, "test", "radiomics")
+    assert rad_test["fp"] == int(((d["probability"] > 0.5) & (d["y"] == 0)).sum()) + 1
+    with pytest.raises(UsradError, match="combined"):
+        plots.confusion_figure(preds, {"clinical": 0.4, "radiomics": 0.5}, tmp_path / "x")
+
+
+def test_icc_counts_per_feature_class_match_the_threshold(tmp_path):
+    rng = np.random.default_rng(1)
+    names = ([f"original_firstorder_F{i}" for i in range(18)] + [f"wavelet-LH_glcm_G{i}" for i in range(40)]
+             + [f"original_shape2D_S{i}" for i in range(9)])
+    icc = rng.beta(5, 1.5, len(names))
+    icc[3] = 0.75            # exactly at the threshold: kept
+    icc[4] = np.nan          # undefined: dropped
+    table = pd.DataFrame({"feature": names, "icc": icc})
+    stem = tmp_path / "icc"
+    data = plots.icc_figure(table, stem, threshold=0.75).set_index("feature_class")
+    assert_figure_files(stem, 183)
+    assert data.loc["glcm", "n_features"] == 40
+    assert data.loc["glcm", "n_kept"] == int((icc[18:58] >= 0.75).sum())
+    assert data.loc["firstorder", "n_nan"] == 1
+    assert data.loc["total", "n_kept"] == int(np.nansum(icc >= 0.75))
+    assert data.loc["total", "n_kept"] + data.loc["total", "n_dropped"] == len(names)
+
+
+def test_lasso_cv_requires_one_selected_penalty_and_path_highlights_nonzero_features(tmp_path):
+    log_c = np.linspace(-3, 1, 25)
+    cv = pd.DataFrame({"log_C": log_c, "mean_auc": 0.8 - 0.05 * (log_c + 1) ** 2, "sd": 0.03,
+                       "selected": np.isclose(log_c, -1), "n_features": np.round(np.exp(log_c + 3)).astype(int)})
+    stem = tmp_path / "lasso_cv"
+    data = plots.lasso_cv_figure(cv, stem)
+    assert_figure_files(stem, 89)
+    assert data.loc[data["selected"], "log_C"].item() == pytest.approx(-1)
+    with pytest.raises(UsradError, match="exactly one"):
+        plots.lasso_cv_figure(cv.assign(selected=False), tmp_path / "bad")
+
+    # wide path table: feature k enters when log_C > -3 + 0.4 k
+    wide = pd.DataFrame({"log_C": log_c})
+    for k in range(12):
+        wide[f"original_firstorder_F{k}"] = np.where(log_c > -3 + 0.4 * k, (log_c + 3 - 0.4 * k) * (-1) ** k, 0.0)
+    stem = tmp_path / "lasso_path"
+    long = plots.lasso_path_figure(wide, stem, selected=-1.0)
+    assert_figure_files(stem, 183)
+    highlighted = set(long.loc[long["highlighted"], "feature"])
+    assert highlighted == {f"original_firstorder_F{k}" for k in range(5)}  # -3 + 0.4k < -1  <=>  k < 5
+    assert len(long) == 25 * 12
+
+
+def test_flow_counts_patients_images_and_classes_and_rejects_leaking_patient(preds, tmp_path):
+    table = preds[preds["model"] == "combined"][["patient_id", "image_id", "split", "y"]]
+    stem = tmp_path / "flow"
+    counts = plots.flow_figure(table, stem, exclusions=[("No visible lesion", 7), ("Prior chemotherapy", 4)])
+    assert_figure_files(stem, 89)
+    c = counts.set_index("split")
+    assert c.loc["all", "patients"] == 400 and c.loc["train", "patients"] == 240
+    assert c.loc["all", "images"] == len(table)
+    assert c.loc["test", "positive"] == table[table["split"] == "test"].groupby("patient_id")["y"].max().sum()
+    leak = table.copy()
+    leak.iloc[1, leak.columns.get_loc("split")] = "test" if leak.iloc[1]["split"] == "train" else "train"
+    leak = pd.concat([leak, leak.iloc[[1]].assign(split=table.iloc[1]["split"])])
+    with pytest.raises(UsradError, match=str(leak.iloc[1]["patient_id"])):
+        plots.flow_figure(leak, tmp_path / "leak")
+
+
+def test_shap_ranking_follows_mean_absolute_shap(tmp_path):
+    rng = np.random.default_rng(2)
+    n, f = 150, 20
+    x = rng.normal(size=(n, f))
+    weights = np.linspace(2.0, 0.1, f)[rng.permutation(f)]
+    sv = x * weights
+    names = [f"wavelet-HH_glszm_Feature{k}" for k in range(f)]
+    stem = tmp_path / "shap"
+    ranking = plots.shap_figure(sv, x, names, stem, max_display=12)
+    assert_figure_files(stem, 183)
+    assert list(ranking["feature"]) == [names[k] for k in np.argsort(-np.abs(sv).mean(axis=0))]
+    assert ranking["mean_abs_shap"].is_monotonic_decreasing
+    with pytest.raises(UsradError):
+        plots.shap_figure(sv, x[:, :5], names, tmp_path / "bad")
+
+
+def _nomogram_spec():
+    variables = [
+        {"name": "rad_score", "label": "Rad-score", "coef": 1.1, "range": (-3.0, 3.0)},
+        {"name": "us_size_mm", "label": "US size (mm)", "coef": 0.045, "range": (5.0, 60.0)},
+        {"name": "age", "label": "Age (years)", "coef": -0.02, "range": (25.0, 85.0)},
+        {"name": "us_node_suspicious", "label": "Suspicious node on US", "levels": {"No": 0.0, "Yes": 1.3}},
+        {"name": "grade", "label": "Grade", "levels": {"1": 0.0, "2": 0.35, "3": 0.6}},
+    ]
+    return -1.7, variables
+
+
+def test_nomogram_points_read_off_the_drawn_scales_give_the_logistic_probability(tmp_path):
+    intercept, variables = _nomogram_spec()
+    stem = tmp_path / "nomogram"
+    scales, nomo = plots.nomogram_figure(intercept, variables, stem)
+    assert_figure_files(stem, 183)
+    # the widest effect (rad-score: 6.6 logit units) spans 0-100 points
+    rs = scales[scales["axis"] == "rad_score"]
+    assert rs["points"].min() == pytest.approx(0) and rs["points"].max() == pytest.approx(100)
+    assert (scales.loc[scales["axis"] == "Points", "x"] * 100).tolist() == \
+        pytest.approx(scales.loc[scales["axis"] == "Points", "points"].tolist())
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        patient = {"rad_score": rng.uniform(-3, 3), "us_size_mm": rng.uniform(5, 60), "age": rng.uniform(25, 85),
+                   "us_node_suspicious": rng.choice(["No", "Yes"]), "grade": rng.choice(["1", "2", "3"])}
+        lp = intercept
+        total = 0.0
+        for v in variables:
+            s = scales[scales["axis"] == v["name"]]
+            if "levels" in v:
+                lp += v["levels"][patient[v["name"]]]
+                total += float(s.loc[s["value"] == patient[v["name"]], "points"].iloc[0])
+            else:
+                lp += v["coef"] * patient[v["name"]]
+                # linear scale: interpolate between the drawn ticks (extrapolate with the tick slope)
+                xv, pv = s["value"].astype(float).to_numpy(), s["points"].to_numpy()
+                slope = (pv[-1] - pv[0]) / (xv[-1] - xv[0])
+                total += pv[0] + slope * (patient[v["name"]] - xv[0])
+        assert total == pytest.approx(nomo.total_points(patient), abs=1e-9)
+        expected = 1 / (1 + np.exp(-lp))
+        assert abs(nomo.probability(total) - expected) < 1e-6
+        # and via the drawn probability axis: its ticks sit where logit(p) says
+        prob_axis = scales[scales["axis"] == "Probability"]
+        for _, t in prob_axis.iterrows():
+            assert nomo.probability(t["points"]) == pytest.approx(t["value"], abs=1e-9)
+    # the drawn total-points ticks and the probability ticks share one position scale
+    tot = scales[scales["axis"] == "Total points"]
+    k = (tot["x"] / tot["points"]).iloc[1:]
+    assert np.allclose(k, k.iloc[0])
+    pa = scales[scales["axis"] == "Probability"]
+    np.testing.assert_allclose(pa["x"], pa["points"] * k.iloc[0], atol=1e-12)
+
+
+def test_nomogram_rejects_variable_without_range(tmp_path):
+    with pytest.raises(UsradError, match="age"):
+        plots.nomogram_figure(0.0, [{"name": "age", "coef": 0.1}], tmp_path / "n")
+
+
+def test_table1_pvalues_detect_a_shift_and_not_identical_distributions(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 300
+    split = np.where(np.arange(n) < 200, "train", "test")
+    cohort = pd.DataFrame({
+        "patient_id": [f"P{i:03d}" for i in range(n)], "image_id": [f"I{i:03d}" for i in range(n)],
+        "image": "x.png",
+        "age": rng.normal(55, 10, n),                                    # same distribution
+        "us_size_mm": np.where(split == "train", rng.gamma(4, 5, n), rng.gamma(4, 8, n)),  # shifted
+        "er": (rng.random(n) < 0.7).astype(int),                         # same
+        "subtype": np.where(split == "train", rng.choice(["LumA", "LumB", "HER2", "TN"], n, p=[.5, .3, .1, .1]),
+                            rng.choice(["LumA", "LumB", "HER2", "TN"], n, p=[.1, .2, .3, .4])),
+    })
+    cohort.loc[5, "age"] = np.nan
+    sp = pd.Series(split, index=cohort["patient_id"])
+    t1 = plots.table1(cohort, sp, tmp_path / "table1")
+    head = t1[t1["level"].isin(["", "mean ± SD", "median [IQR]"])].set_index("variable")
+    assert head.loc["us_size_mm", "p_value"] < 0.01
+    assert head.loc["subtype", "p_value"] < 0.01
+    assert head.loc["age", "p_value"] > 0.05 and head.loc["age", "test_used"] == "Welch t"
+    assert head.loc["us_size_mm", "test_used"] == "Mann-Whitney U"
+    assert head.loc["er", "p_value"] > 0.05 and head.loc["er", "test_used"] == "Chi-squared"
+    assert "image" not in set(t1["variable"])
+    missing = t1[(t1["variable"] == "age") & (t1["level"] == "Missing")]
+    assert missing["overall (n=300)"].item() == "1"
+    er1 = t1[(t1["variable"] == "er") & (t1["level"] == "1")]
+    k = int(cohort.loc[:199, "er"].sum())
+    assert er1["train (n=200)"].item() == f"{k} ({100 * k / 200:.1f}%)"
+    tsv = (tmp_path / "table1.tsv").read_text()
+    assert tsv.splitlines()[0].split("\t")[0] == "variable"
+    with pytest.raises(UsradError, match="P299"):
+        plots.table1(cohort, sp.drop("P299"))
+
+
+def test_table1_uses_fisher_for_sparse_2x2():
+    cohort = pd.DataFrame({"patient_id": [str(i) for i in range(40)],
+                           "rare": [1] * 3 + [0] * 27 + [1] * 2 + [0] * 8})
+    sp = {str(i): ("train" if i < 30 else "test") for i in range(40)}
+    t1 = plots.table1(cohort, sp)
+    head = t1[(t1["variable"] == "rare") & (t1["level"] == "")]
+    assert head["test_used"].item() == "Fisher exact"
+    assert head["p_value"].item() == pytest.approx(stats.fisher_exact([[27, 8], [3, 2]]).pvalue)
+
+
+def test_performance_tables_one_row_per_task_model_split_from_metrics(tmp_path):
+    small = synthetic_predictions(n_train=80, n_test=60, signal={"clinical": 0.8, "combined": 1.6})
+    both = pd.concat([small, synthetic_predictions(n_train=80, n_test=60, seed=9, task="burden",
+                                                   signal={"clinical": 0.5, "combined": 1.0})])
+    thr = {("metastasis", "clinical"): 0.4, ("metastasis", "combined"): 0.5, "clinical": 0.3, "combined": 0.35}
+    perf = plots.performance_tables(both, thr, tmp_path / "table3", n_boot=100, seed=1)
+    assert len(perf) == 2 * 2 * 2
+    r = perf[(perf["task"] == "burden") & (perf["model"] == "combined") & (perf["split"] == "test")].iloc[0]
+    d = both[(both["task"] == "burden") & (both["model"] == "combined") & (both["split"] == "test")]
+    assert r["auc"] == pytest.approx(metrics.auc(d["y"], d["probability"]), abs=1e-12)
+    assert r["threshold"] == 0.35  # task-specific key absent for burden -> model key
+    text = plots.format_performance(perf, tmp_path / "table3_text")
+    assert text.loc[0, "AUC (95% CI)"].startswith(f"{perf.loc[0, 'auc']:.3f} (")
+    assert (tmp_path / "table3.tsv").exists() and (tmp_path / "table3_text.tsv").exists()
+
+
+def test_same_inputs_give_byte_identical_png_pdf_and_tsv(tmp_path):
+    small = synthetic_predictions(n_train=60, n_test=40, signal={"clinical": 0.8, "radiomics": 1.2,
+                                                                "combined": 1.6})
+    digests = []
+    for run in ("a", "b"):
+        stem = tmp_path / run / "roc"
+        plots.roc_figure(small, stem, n_boot=50, seed=1)
+        t = plots.performance_tables(small, {"clinical": .4, "radiomics": .4, "combined": .4},
+                                     tmp_path / run / "t3", n_boot=50)
+        del t
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in
+                        (stem.with_suffix(".png"), stem.with_suffix(".pdf"), tmp_path / run / "t3.tsv")])
+    assert digests[0] == digests[1]
+
+
+def test_save_figure_refuses_small_fonts_and_off_column_widths(tmp_path):
+    fig = plots._figure(plots.SINGLE, 50 * plots.MM)
+    ax = fig.subplots()
+    ax.text(0.5, 0.5, "tiny", fontsize=5)
+    with pytest.raises(ValueError, match="below 7 pt"):
+        plots.save_figure(fig, tmp_path / "tiny")
+    wide = plots._figure(120 * plots.MM, 50 * plots.MM)
+    wide.subplots()
+    with pytest.raises(ValueError, match="120.0 mm"):
+        plots.save_figure(wide, tmp_path / "wide")
+
+
+def test_bad_predictions_table_names_column_and_patient():
+    bad = synthetic_predictions(n_train=5, n_test=5).drop(columns=["y"])
+    with pytest.raises(UsradError, match="'y'"):
+        plots.check_predictions(bad)
+    bad = synthetic_predictions(n_train=5, n_test=5)
+    bad.loc[0, "probability"] = 1.5
+    bad.loc[3, "split"] = "validation"
+    with pytest.raises(UsradError) as exc:
+        plots.check_predictions(bad, file="predictions.tsv")
+    msg = str(exc.value)
+    assert "P0001" in msg and "'probability'" in msg and "'validation'" in msg and "predictions.tsv" in msg
+
+
+def test_models_py_names_and_external_split_are_drawn_with_defaults(tmp_path):
+    """models.py writes clinical/radscore/nomogram/combined and cv/train/test/external splits."""
+    sig = {"clinical": 0.8, "radscore": 1.3, "nomogram": 1.7, "combined": 1.6, "svm": 1.4}
+    p = synthetic_predictions(n_train=90, n_test=60, signal=sig)
+    ext = synthetic_predictions(n_train=0, n_test=50, seed=11, signal=sig).assign(split="external")
+    ext["patient_id"] = "X" + ext["patient_id"]
+    ext["image_id"] = "X" + ext["image_id"]
+    p = pd.concat([p, ext], ignore_index=True)
+    p["rad_score"] = np.where(p["model"] == "radscore", np.log(p["probability"] / (1 - p["probability"])), np.nan)
+    roc = plots.roc_figure(p, tmp_path / "roc3", splits=("train", "test", "external"), n_boot=100)
+    assert_figure_files(tmp_path / "roc3", 183)
+    assert list(roc.drop_duplicates("model")["model"]) == ["clinical", "radscore", "nomogram", "combined"]
+    assert list(roc.drop_duplicates("split")["split"]) == ["train", "test", "external"]
+    d = _sel(p, "external", "nomogram")
+    assert roc.set_index(["split", "model"]).loc[("external", "nomogram"), "auc"] == \
+        pytest.approx(metrics.auc(d["y"], d["probability"]))
+    rs = plots.radscore_figure(p, tmp_path / "rs3", splits=("train", "test", "external"))
+    assert_figure_files(tmp_path / "rs3", 183)
+    assert set(rs["split"]) == {"train", "test", "external"}
+    fo = plots.forest_figure(p, tmp_path / "forest3", splits=("train", "test", "external"), n_boot=100)
+    assert_figure_files(tmp_path / "forest3", 183)
+    assert len(fo) == 3 * len(sig)
+    with pytest.raises(UsradError, match="external"):
+        plots.flow_figure(p[p["model"] == "svm"], tmp_path / "flow")
+
+
+def test_attach_outcome_joins_on_image_and_task_and_names_unmatched_images():
+    p = synthetic_predictions(n_train=10, n_test=5)
+    outcomes = p.drop_duplicates(["task", "image_id"])[["task", "image_id", "y"]]
+    joined = plots.attach_outcome(p.drop(columns="y"), outcomes)
+    pd.testing.assert_series_equal(joined["y"].astype(int), p["y"].reset_index(drop=True), check_names=False)
+    with pytest.raises(UsradError, match="P0003_0"):
+        plots.attach_outcome(p.drop(columns="y"), outcomes[outcomes["image_id"] != "P0003_0"])
