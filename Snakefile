@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/cohort.smk"
 include: "rules/features.smk"
+include: "rules/models.smk"
 
 
 rule all:

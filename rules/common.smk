@@ -67,8 +67,13 @@ def feature_shards():
     return expand(f"{RESULTS}/features/shards/{{shard}}.parquet", shard=SHARDS)
 
 
+def task_names():
+    return [task["name"] for task in config["tasks"]]
+
+
 def all_targets():
     targets = [f"{RESULTS}/features/features.parquet"]
+    targets += [f"{RESULTS}/{task}/predictions.tsv" for task in task_names()]
     if not config["cohort"]["manifest"] and busbra_dir():
         targets.append(f"{RESULTS}/demo/figures/simulated_vs_busbra.png")
     return targets

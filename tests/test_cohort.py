@@ -320,9 +320,17 @@ def test_validate_command_prints_summary_or_problems(manifest, tmp_path, capsys)
     assert "row 2, patient 'P001', column 'mask'" in err and "Traceback" not in err
 
 
+class NamedList(list):
+    """Like snakemake's Namedlist: iterable, with the named entries as attributes."""
+
+    def __init__(self, **named):
+        super().__init__(named.values())
+        self.__dict__.update(named)
+
+
 def run_rule_script(manifest, cfg, out):
-    smk = SimpleNamespace(input=SimpleNamespace(manifest=str(manifest)), params=SimpleNamespace(config=cfg),
-                          output=SimpleNamespace(cohort=str(out)), log=[str(out.parent / "validate.log")])
+    smk = SimpleNamespace(input=NamedList(manifest=str(manifest)), params=SimpleNamespace(config=cfg),
+                          output=NamedList(cohort=str(out)), log=[str(out.parent / "validate.log")])
     runpy.run_path(str(REPO / "workflow" / "scripts" / "validate_cohort.py"), init_globals={"snakemake": smk})
 
 

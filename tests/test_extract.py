@@ -163,7 +163,6 @@ def test_params_compute_texture_over_both_image_axes(cohort):
 
 def test_params_log_features_do_not_depend_on_cropping_before_filtering(tmp_path):
     """LoG sigma 3 mm is 30 px: filtering a crop of ROI + 5 px (preCrop) would change the features."""
-    from radiomics import featureextractor
 
     rng = np.random.default_rng(5)
     arr = np.clip(np.round(rng.normal(100, 20, (SIZE, SIZE)) + np.linspace(0, 80, SIZE)[None, :]), 0, 255)

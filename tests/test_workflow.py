@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
 
 
 def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
-    proc = run_snakemake(workdir, "--dry-run", "--quiet", "rules", *targets)
+    proc = run_snakemake(workdir, *targets, "--dry-run", "--quiet", "rules")
     counts = {}
     for line in (proc.stdout + proc.stderr).splitlines():
         m = re.match(r"^\s*(\w+)\s+(\d+)\s*$", line)

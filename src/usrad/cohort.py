@@ -15,7 +15,6 @@ import csv
 import io
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import imageio
+from .atomic import write_tsv
 from .errors import Problem, UsradError
 
 REQUIRED_COLUMNS = ("patient_id", "image", "mask")
@@ -505,17 +505,7 @@ def load_cohort(manifest_path, cfg: dict) -> pd.DataFrame:
 
 def write_cohort_table(df: pd.DataFrame, path) -> None:
     """Write the cohort table as TSV, atomically (temporary file + os.replace), byte-identical for equal input."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, sep="\t", index=False, na_rep="", lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_tsv(df, path)
 
 
 def read_cohort_table(path, categorical=()) -> pd.DataFrame:

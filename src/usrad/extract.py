@@ -17,15 +17,14 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .atomic import write_text
 from .errors import Problem, UsradError
 from .features import ID_COLUMNS
 
@@ -179,15 +178,7 @@ def _cache_store(cache_dir: Path | None, key: str, feats: dict[str, float]) -> N
     path = _cache_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"key": key, "names": list(feats), "values": list(feats.values())})
-    fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, text)
 
 
 # -------------------------------------------------------------------------------------------- helpers

@@ -13,8 +13,6 @@ whatever the number of shards or cores; writes are atomic (temporary file + ``os
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_path
 from .errors import Problem, UsradError
 
 ID_COLUMNS = ["patient_id", "image_id", "reader"]
@@ -87,17 +86,10 @@ def write_feature_table(df: pd.DataFrame, path, meta: dict) -> Path:
     path = Path(path)
     table = _arrow_table(df, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
                        use_dictionary=False, write_statistics=True, row_group_size=max(len(table), 1),
                        version="2.6")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

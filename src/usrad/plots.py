@@ -46,6 +46,7 @@ from matplotlib.patches import FancyBboxPatch
 from scipy import stats
 
 from . import metrics
+from .atomic import write_tsv
 from .errors import Problem, UsradError
 
 #: Outcome column of the predictions table.
@@ -148,12 +149,7 @@ def write_table(df: pd.DataFrame, stem) -> Path:
     The same DataFrame always gives the same bytes.
     """
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    path = stem.with_name(stem.name + ".tsv")
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False, na_rep="", lineterminator="\n")
-    tmp.replace(path)
-    return path
+    return write_tsv(df, stem.with_name(stem.name + ".tsv"))
 
 
 def _styled(fn):

@@ -446,7 +446,7 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
     try:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
-        rows, truth = [], []
+        rows = []
         step = max(1, n_patients // 10)
         for i in range(n_patients):
             row, rend = simulate_patient(seed, i, MODEL)

@@ -1,0 +1,44 @@
+# Models: one patient-level split for every task, then every model of a task fitted in one job
+# (selection sits inside the pipelines, so cross-validation refits it per fold: leak-free by construction).
+
+
+rule split:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+    output:
+        split=f"{RESULTS}/split/split.tsv",
+    params:
+        config=validated_config(),
+    log:
+        f"{RESULTS}/logs/split.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/split.py"
+
+
+rule fit_task:
+    input:
+        features=f"{RESULTS}/features/features.parquet",
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        split=f"{RESULTS}/split/split.tsv",
+    output:
+        predictions=f"{RESULTS}/{{task}}/predictions.tsv",
+        models=directory(f"{RESULTS}/{{task}}/models"),
+        selection=directory(f"{RESULTS}/{{task}}/selection"),
+        univariable=f"{RESULTS}/{{task}}/tables/univariable.tsv",
+        multivariable=f"{RESULTS}/{{task}}/tables/multivariable.tsv",
+    params:
+        config=validated_config(),
+    log:
+        f"{RESULTS}/logs/{{task}}/fit_task.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{task}}/fit_task.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/fit_task.py"

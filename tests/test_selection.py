@@ -1,0 +1,165 @@
+"""Feature-selection transformers of the radiomics signature."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import pytest
+from sklearn.base import clone
+
+from usrad.selection import (ICCFilter, LassoSelector, MRMR, NearZeroVariance, RadScore, RedundancyFilter,
+                             UnivariateFilter, icc_per_feature, perturb_mask, signature_pipeline)
+
+
+def _data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-2.5 * z))).astype(int)
+    X = pd.DataFrame({
+        "sig_a": z + rng.normal(scale=0.7, size=n),
+        "sig_b": z + rng.normal(scale=0.7, size=n),
+        "noise_1": rng.normal(size=n),
+        "noise_2": rng.normal(size=n),
+        "noise_3": rng.normal(size=n),
+    })
+    idx = pd.MultiIndex.from_arrays([[f"P{i // 2:03d}" for i in range(n)], [f"I{i:03d}" for i in range(n)]],
+                                    names=["patient_id", "image_id"])
+    X.index = idx
+    return X, y, rng
+
+
+def _with_copies(X, rng, bad="sig_b"):
+    C = X + rng.normal(scale=0.1, size=X.shape)
+    C[bad] = rng.normal(size=len(X))  # deliberately irreproducible
+    C.columns = [f"{c}@r2" for c in X.columns]
+    return pd.concat([X, C], axis=1)
+
+
+def test_icc_filter_drops_irreproducible_feature_and_keeps_reproducible_one():
+    X, y, rng = _data()
+    XX = _with_copies(X, rng)
+    f = ICCFilter(threshold=0.75).set_output(transform="pandas").fit(XX, y)
+    out = f.transform(XX)
+    assert "sig_b" not in out.columns and "sig_a" in out.columns
+    assert list(out.columns) == ["sig_a", "noise_1", "noise_2", "noise_3"]  # copies dropped
+    tab = f.icc_table().set_index("feature")
+    assert tab.loc["sig_b", "icc"] < 0.2 and tab.loc["sig_a", "icc"] > 0.95
+
+
+def test_icc_filter_ignores_rows_it_was_not_fitted_on():
+    X, y, rng = _data()
+    XX = _with_copies(X, rng)
+    fit_rows = np.arange(150)
+    a = ICCFilter().fit(XX.iloc[fit_rows], y[fit_rows])
+    XX2 = XX.copy()
+    XX2.iloc[150:, XX.columns.get_loc("sig_a@r2")] = rng.normal(size=50)  # wreck only the unseen rows
+    b = ICCFilter().fit(XX2.iloc[fit_rows], y[fit_rows])
+    np.testing.assert_array_equal(a.icc_, b.icc_)
+    assert list(a.transform(XX2).columns) == list(a.get_feature_names_out())
+
+
+def test_icc_filter_uses_only_complete_rows_and_refuses_features_without_copy():
+    X, y, rng = _data()
+    XX = _with_copies(X, rng)
+    XX.iloc[:40, 5:] = np.nan  # 40 images without a second segmentation
+    f = ICCFilter().fit(XX, y)
+    assert f.n_rows_used_ == 160
+    with pytest.raises(ValueError, match="no '@r2' copy"):
+        ICCFilter().fit(X, y)
+
+
+@pytest.mark.parametrize("form,pg_name", [("ICC1", "ICC(1,1)"), ("ICC2", "ICC(A,1)"), ("ICC3", "ICC(C,1)")])
+def test_icc_per_feature_matches_pingouin(form, pg_name):
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(30, 2)) * 5
+    b = a + rng.normal(size=(30, 2)) + np.array([0.8, 0.0])  # reader bias on column 0
+    ours = icc_per_feature(a, b, form)
+    for j in range(2):
+        long = pd.DataFrame({"t": np.tile(np.arange(30), 2), "r": np.repeat([1, 2], 30),
+                             "v": np.concatenate([a[:, j], b[:, j]])})
+        ref = pg.intraclass_corr(long, targets="t", raters="r", ratings="v").set_index("Type").loc[pg_name, "ICC"]
+        assert ours[j] == pytest.approx(ref, abs=1e-10)
+
+
+def test_near_zero_variance_drops_constant_and_near_constant_features():
+    X, y, _ = _data()
+    X = X.assign(const=1.0, rare=np.r_[np.ones(3), np.zeros(len(X) - 3)])
+    out = NearZeroVariance().fit(X, y).get_feature_names_out()
+    assert "const" not in out and "rare" not in out and "sig_a" in out
+
+
+def test_univariate_filter_keeps_signal_drops_noise_and_keeps_min_features_without_signal():
+    X, y, rng = _data(n=300)
+    f = UnivariateFilter(p_threshold=0.01, min_features=1).fit(X, y)
+    assert set(f.get_feature_names_out()) == {"sig_a", "sig_b"}
+    assert f.auc_[0] > 0.7
+    y_perm = rng.permutation(y)
+    g = UnivariateFilter(p_threshold=1e-6, min_features=2).fit(X, y_perm)
+    assert len(g.get_feature_names_out()) == 2
+
+
+def test_redundancy_filter_keeps_the_more_predictive_of_a_correlated_pair():
+    X, y, rng = _data(n=300)
+    X["sig_a_twin"] = X["sig_a"] * 3 + rng.normal(scale=0.01, size=len(X))  # |rho| ≈ 1 with sig_a
+    X["weaker_twin"] = X["sig_a"] + rng.normal(scale=0.05, size=len(X))
+    f = RedundancyFilter(threshold=0.9).fit(X, y)
+    kept = set(f.get_feature_names_out())
+    p = dict(zip(X.columns, UnivariateFilter(p_threshold=1.0).fit(X, y).pvalues_))
+    family = ["sig_a", "sig_a_twin", "weaker_twin"]
+    assert len(kept & set(family)) == 1
+    assert (kept & set(family)).pop() == min(family, key=p.get)
+    assert {"sig_b", "noise_1"} <= kept
+
+
+def test_mrmr_selects_n_features_without_picking_a_duplicate():
+    X, y, rng = _data(n=300)
+    X["sig_a_copy"] = X["sig_a"] + rng.normal(scale=0.001, size=len(X))
+    f = MRMR(n_features=2).fit(X, y)
+    assert len(f.get_feature_names_out()) == 2
+    assert not {"sig_a", "sig_a_copy"} <= set(f.get_feature_names_out())
+
+
+def test_lasso_selects_signal_and_radscore_equals_its_formula():
+    X, y, _ = _data(n=300)
+    lasso = LassoSelector(cv=5, random_state=0).fit(X, y)
+    assert {"sig_a", "sig_b"} <= set(lasso.get_feature_names_out())
+    assert lasso.C_ <= lasso.C_best_  # 1-SE rule: at least as much penalty as the best C
+    sel = lasso.get_feature_names_out()
+    by_hand = lasso.intercept_ + X[list(sel)].to_numpy() @ lasso.coef_
+    rs = RadScore(LassoSelector(cv=5, random_state=0)).fit(X, y).transform(X)
+    assert list(rs.columns) == ["rad_score"]
+    np.testing.assert_allclose(rs["rad_score"].to_numpy(), by_hand, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(RadScore.from_fitted(lasso).transform(X)["rad_score"], by_hand, atol=1e-12)
+    terms = lasso.formula().split(" * z(")
+    assert len(terms) == len(sel) + 1 and lasso.formula().startswith("rad_score = ")
+    best = LassoSelector(cv=5, one_se_rule=False, random_state=0).fit(X, y)
+    assert best.C_ == best.C_best_
+
+
+def test_signature_pipeline_is_one_refittable_sklearn_pipeline_with_names():
+    X, y, rng = _data(n=300)
+    XX = _with_copies(X, rng)
+    pipe = signature_pipeline(list(XX.columns), lasso_cv=5, random_state=0)
+    out = clone(pipe).fit(XX, y).transform(XX)
+    assert isinstance(out, pd.DataFrame) and out.index.equals(XX.index)
+    assert "sig_b" not in out.columns  # irreproducible: removed before it could be selected
+    assert "sig_a" in out.columns and not any(c.endswith("@r2") for c in out.columns)
+    p = clone(pipe).fit(XX, y).predict_proba(XX)[:, 1]
+    assert np.all((p > 0) & (p < 1))
+
+
+def test_perturb_mask_erodes_dilates_and_jitters_without_emptying():
+    m = np.zeros((40, 40), dtype=np.uint8)
+    m[10:30, 12:28] = 1
+    rng = np.random.default_rng(0)
+    er, di = perturb_mask(m, rng, "erode", radius=2), perturb_mask(m, rng, "dilate", radius=2)
+    assert er.sum() < m.sum() < di.sum() and er.dtype == np.uint8
+    assert np.all(er <= m) and np.all(m <= di)
+    ji = perturb_mask(m, np.random.default_rng(5), "jitter", max_shift=3)
+    assert ji.sum() <= m.sum() and not np.array_equal(ji, m)
+    tiny = np.zeros((10, 10), dtype=np.uint8)
+    tiny[5, 5] = 1
+    assert perturb_mask(tiny, rng, "erode").sum() == 1  # would be empty: the input is returned
+    a = perturb_mask(m, np.random.default_rng(9))
+    b = perturb_mask(m, np.random.default_rng(9))
+    np.testing.assert_array_equal(a, b)
