@@ -1,6 +1,5 @@
 """Config validation: defaults come from the schema, every problem names its key."""
 import pytest
-import yaml
 
 from usrad.config import load_config, load_schema, validate_config
 from usrad.errors import UsradError
