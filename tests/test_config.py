@@ -67,3 +67,9 @@ def test_every_schema_key_has_description_and_default():
             walk(node["items"], path)
 
     walk(load_schema(), "")
+
+
+def test_modelling_defaults_in_schema_equal_the_code_defaults():
+    from usrad.models import DEFAULTS
+
+    assert validate_config({})["modelling"] == DEFAULTS

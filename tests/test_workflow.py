@@ -52,39 +52,57 @@ def test_default_config_plans_simulation_validation_and_sharded_extraction(tmp_p
     assert jobs == {"simulate": 1, "validate_cohort": 1, "extract_shard": 16, "merge_features": 1}
 
 
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, small_cohort):
+    """The whole pipeline (up to every task's predictions) on the small cohort minus its last patient."""
+    workdir = tmp_path_factory.mktemp("small_run")
+    manifest = pd.read_csv(small_cohort, sep="\t", dtype=str)
+    first = small_cohort.parent / "first.tsv"
+    manifest.iloc[:-1].to_csv(first, sep="\t", index=False)
+    write_config(workdir, cohort={"manifest": str(first)})
+    run_snakemake(workdir)
+    return workdir, manifest, first
+
+
 @pytest.mark.slow
-def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(tmp_path, small_cohort):
+def test_same_seed_gives_byte_identical_predictions_and_bundles_with_1_and_2_cores(small_run):
+    workdir, _, _ = small_run
+    outputs = sorted((workdir / "results").glob("*/predictions.tsv")) + sorted((workdir / "results").glob("*/models/*/model.skops"))
+    assert len(outputs) >= 2 * 12
+    before = {p: p.read_bytes() for p in outputs}
+    run_snakemake(workdir, "--forcerun", "split", "fit_task", "--cores", "1")
+    changed = [str(p.relative_to(workdir)) for p in outputs if p.read_bytes() != before[p]]
+    assert not changed, f"differ between --cores 2 and --cores 1: {changed}"
+
+
+@pytest.mark.slow
+def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(small_run):
     from usrad.features import read_feature_table
 
-    manifest = pd.read_csv(small_cohort, sep="\t", dtype=str)
-    cohort_dir = small_cohort.parent
+    workdir, manifest, first_path = small_run
     first = manifest.iloc[:-1]
-    first.to_csv(cohort_dir / "first.tsv", sep="\t", index=False)
-    write_config(tmp_path, cohort={"manifest": str(cohort_dir / "first.tsv")})
-
     target = "results/features/features.parquet"
-    run_snakemake(tmp_path, target)
-    table, meta = read_feature_table(tmp_path / target)
+    table, meta = read_feature_table(workdir / target)
     n_second = int((first["mask_reader2"].fillna("") != "").sum())
     assert len(table) == len(first) + n_second
     assert set(table["reader"]) == {"r1", "r2"}
     assert meta["params_sha256"]
 
     # Unchanged workflow: nothing to do.
-    assert planned_jobs(tmp_path, target) == {}
+    assert planned_jobs(workdir) == {}
 
     # One more patient: the shard jobs rerun (the cohort table changed), but the per-image cache means
     # only the new patient's images reach PyRadiomics.
-    cache = tmp_path / "results" / "features" / "cache"
-    before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    manifest.to_csv(cohort_dir / "first.tsv", sep="\t", index=False)
-    jobs = planned_jobs(tmp_path, target)
+    cache = workdir / "results" / "features" / "cache"
+    before = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    manifest.to_csv(first_path, sep="\t", index=False)
+    jobs = planned_jobs(workdir, target)
     assert jobs == {"validate_cohort": 1, "extract_shard": 4, "merge_features": 1}
-    run_snakemake(tmp_path, target)
-    after = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    run_snakemake(workdir, target)
+    after = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     assert len(after) == len(before) + 2, "exactly the new patient's two reader masks are extracted"
     assert all(after[name] == mtime for name, mtime in before.items()), "cached entries must not be recomputed"
-    table2, _ = read_feature_table(tmp_path / target)
+    table2, _ = read_feature_table(workdir / target)
     assert len(table2) == len(table) + 2
     old = table2[table2["patient_id"].isin(table["patient_id"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(old, table.reset_index(drop=True))
