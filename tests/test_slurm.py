@@ -39,10 +39,12 @@ SLURM_PROFILE = REPO / "profiles" / "slurm"
 SITE_CONF = Path("/etc/slurm/slurm.conf")
 LOCK_FILE = Path("/tmp/usrad-slurm-test.lock")
 
-# What the cluster run and the local run build (extend to the full pipeline target when it exists).
-TARGETS = ["results/features/features.parquet"]
+# What the cluster run and the local run build: the small-cohort pipeline up to the task's predictions.
+TARGETS = ["results/metastasis/predictions.tsv"]
 # Result tables that must be byte-identical between the cluster run and the local run.
-COMPARED_TABLES = ["results/features/features.parquet"]
+COMPARED_TABLES = ["results/cohort/cohort.tsv", "results/features/features.parquet", "results/split/split.tsv",
+                   "results/metastasis/predictions.tsv", "results/metastasis/selection/selected_features.tsv",
+                   "results/metastasis/models/cv_results.tsv"]
 # The small cohort of these tests: 60 simulated patients (the smallest cohort whose metastasis task has
 # >= 10 patients per class, which validation requires; the burden task would need more, so it is left out),
 # extracted in 4 shards.

@@ -489,7 +489,7 @@ def calibration_figure(predictions: pd.DataFrame, stem, task: str | None = None,
             c = model_colour(m)
             dx = (k - (len(models) - 1) / 2) * 0.006  # keep overlapping error bars apart
             ax.errorbar(rc["mean_predicted"] + dx, rc["observed"],
-                        yerr=[rc["observed"] - rc["observed_low"], rc["observed_high"] - rc["observed"]],
+                        yerr=np.clip([rc["observed"] - rc["observed_low"], rc["observed_high"] - rc["observed"]], 0, None),
                         color=c, marker="o", ms=3, lw=1, elinewidth=0.6, capsize=0,
                         label=f"{model_label(m)} (Brier {brier:.3f}, slope {cal['slope']:.2f})")
             hx.hist(p, bins=bins, histtype="step", color=c, lw=1)

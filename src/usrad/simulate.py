@@ -198,23 +198,51 @@ def _smooth_periodic(rng, kmin, kmax, decay):
 def lesion_radius(rng, margin: float, aspect: float, size_mm: float) -> np.ndarray:
     """Boundary radius r(theta) in mm of a star-shaped lesion whose max diameter is ``size_mm``.
 
-    ``margin`` (the N(0,1) latent) sets lobulation, fine roughness and the number/length of spicules.
+    ``margin`` (the N(0,1) latent) sets how angular the outline is (blend towards a random polygon),
+    the number and height of microlobules, fine roughness, and the number/length of thin spicules.
     """
     q = _q(margin)
     a, b = 1.0, aspect                           # ellipse semi-axes (relative)
     r_ell = a * b / np.sqrt((b * np.cos(_THETA)) ** 2 + (a * np.sin(_THETA)) ** 2)
-    lob = (0.02 + 0.10 * q) * _smooth_periodic(rng, 2, 6, 0.5)
-    rough = (0.005 + 0.035 * q) * _smooth_periodic(rng, 10, 40, 0.3)
-    spic = np.zeros_like(_THETA)
-    n_spic = int(round(2 + 22 * q))
-    centres = rng.uniform(0, 2 * np.pi, n_spic)
-    lengths = (0.04 + 0.32 * q) * rng.uniform(0.5, 1.0, n_spic)
-    widths = rng.uniform(0.03, 0.06, n_spic)
-    for c, ln, wd in zip(centres, lengths, widths):
+    lob = (0.02 + 0.08 * q) * _smooth_periodic(rng, 2, 5, 0.5)
+    # angular margin: blend with a random polygon (5-8 vertices, jittered angles and radii)
+    n_v = int(rng.integers(5, 9))
+    phi = np.sort(np.mod(np.arange(n_v) * 2 * np.pi / n_v + rng.uniform(-0.25, 0.25, n_v) * 2 * np.pi / n_v
+                         + rng.uniform(0, 2 * np.pi), 2 * np.pi))
+    rho = 1.0 + 0.12 * rng.standard_normal(n_v)
+    poly = _polygon_radius(phi, rho)
+    angular = 0.9 * q ** 1.5
+    # microlobulation: rounded bumps with cusps between them
+    n_mic = int(round(6 + 30 * q))
+    centres = rng.uniform(0, 2 * np.pi, n_mic)
+    widths = rng.uniform(0.6, 1.3, n_mic) * np.pi / n_mic
+    heights = (0.01 + 0.07 * q) * rng.uniform(0.4, 1.0, n_mic)
+    mic = np.zeros_like(_THETA)
+    for c, wd, ht in zip(centres, widths, heights):
         d = np.angle(np.exp(1j * (_THETA - c)))
-        spic += ln * np.exp(-0.5 * (d / wd) ** 2)
-    r = r_ell * (1 + lob + rough) * (1 + spic)
+        mic = np.maximum(mic, ht * np.sqrt(np.clip(1.0 - (d / wd) ** 2, 0.0, None)))
+    rough = (0.004 + 0.02 * q) * _smooth_periodic(rng, 20, 70, 0.3)
+    # thin spicules: narrow tapering spikes of irregular length
+    n_spic = int(round(16 * q ** 2))
+    spic = np.zeros_like(_THETA)
+    for c, ln, wd in zip(rng.uniform(0, 2 * np.pi, n_spic), (0.05 + 0.30 * q) * rng.uniform(0.3, 1.0, n_spic),
+                         rng.uniform(0.008, 0.02, n_spic)):
+        d = np.angle(np.exp(1j * (_THETA - c)))
+        spic = np.maximum(spic, ln * np.exp(-np.abs(d) / wd))
+    base = r_ell * ((1 - angular) + angular * poly / poly.mean()) * (1 + lob)
+    r = base * (1 + mic + rough + spic)
     return r * size_mm / _max_diameter(r)
+
+
+def _polygon_radius(phi: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """Polar radius r(theta) of the closed polygon with vertices (phi_k, rho_k), phi sorted in [0, 2pi)."""
+    k = np.searchsorted(phi, _THETA, side="right") - 1          # vertex before theta (-1: wraps)
+    p0, r0 = phi[k], rho[k]
+    p1, r1 = phi[(k + 1) % phi.size], rho[(k + 1) % phi.size]
+    p1 = np.where(p1 <= p0, p1 + 2 * np.pi, p1)
+    p0 = np.where(k < 0, p0 - 2 * np.pi, p0)
+    p1 = np.where(k < 0, p1 - 2 * np.pi, p1)
+    return r0 * r1 * np.sin(p1 - p0) / (r0 * np.sin(_THETA - p0) + r1 * np.sin(p1 - _THETA))
 
 
 def _max_diameter(r: np.ndarray) -> float:
@@ -283,6 +311,19 @@ def _profile(rng, n, sigma_px):
     return f / f.std()
 
 
+def _lesion_polar(yy, xx, cy, cx, tilt):
+    """Lesion-frame coordinates (u, v) in mm of the pixel centres, rotated by ``tilt``."""
+    dy, dx = yy - cy, xx - cx
+    c, s_ = np.cos(tilt), np.sin(tilt)
+    return c * dx + s_ * dy, -s_ * dx + c * dy
+
+
+def _ramp(x):
+    """Soft step: 0 for x <= 0, 1 for x >= 1, smooth in between."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
 def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     """Render one B-mode image with its true lesion mask and two reader masks.
 
@@ -315,11 +356,12 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     xcoord = (np.arange(W) + 0.5) * spacing
     yy, xx = np.meshgrid(ycoord, xcoord, indexing="ij")
 
-    # masks: evaluated on the lesion's bounding box only
-    rmax = float(max(r.max() for r in [r_true, *r_read])) + 2 * spacing
+    # masks: evaluated on a box around the lesion only (with room for the halo and image spicules)
+    rmax = float(max(r.max() for r in [r_true, *r_read])) + 6.0
     y0, y1 = max(0, int((cy - rmax) / spacing)), min(H, int((cy + rmax) / spacing) + 2)
     x0, x1 = max(0, int((cx - rmax) / spacing)), min(W, int((cx + rmax) / spacing) + 2)
     box = (slice(y0, y1), slice(x0, x1))
+    bshape = (y1 - y0, x1 - x0)
     masks = []
     for r in [r_true, *r_read]:
         mk = np.zeros((H, W), bool)
@@ -330,54 +372,93 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     # --- tissue backscatter map (dB, relative to fibroglandular tissue)
     px = 1.0 / spacing
     y = yy
-    skin = 1.6 + 0.2 * _profile(rng, W, 15 * px)
-    fat_bot = fat + 0.8 * _profile(rng, W, 6 * px)
-    musc = depth - rng.uniform(4.0, 9.0) + 1.2 * _profile(rng, W, 8 * px)
-    db = 3.5 * _field(rng, (H, W), (0.3 * px, 1.8 * px)) + 2.0 * _field(rng, (H, W), 1.5 * px)
-    is_fat = (y > skin[None, :]) & (y < fat_bot[None, :])
-    db = np.where(is_fat, -10.0 + 3.0 * _field(rng, (H, W), (0.8 * px, 2.0 * px)), db)
-    lig = np.abs(_field(rng, (H, W), 1.5 * px)) < 0.06
-    db = np.where(is_fat & lig, 3.0, db)
-    db = np.where(y <= skin[None, :], 6.0, db)
-    db = np.where(np.abs(y - skin[None, :]) < 0.25, 12.0, db)
-    is_mus = y > musc[None, :]
-    fib = np.sin(2 * np.pi * (y - 0.15 * xx) / 1.8 + 2.0 * _field(rng, (H, W), (3 * px, 6 * px)))
-    db = np.where(is_mus, -7.0 + 6.0 * (fib > 0.7), db)
-    db = np.where(np.abs(y - musc[None, :]) < 0.35, 8.0, db)
+    skin = 1.5 + 0.15 * _profile(rng, W, 15 * px)
+    fat_bot = fat + 1.0 * _profile(rng, W, 5 * px)
+    musc = depth - rng.uniform(4.0, 9.0) + 0.8 * _profile(rng, W, 12 * px)
+    # tissue textures follow the undulating layers: every column is shifted by a smooth, depth-varying amount
+    t = ycoord[:, None] / depth
+    shift = (2.0 * _profile(rng, W, 4 * px)[None, :] * (1 - t) + 2.0 * _profile(rng, W, 6 * px)[None, :] * t) * px
+    rows = np.clip(np.round(np.arange(H)[:, None] + shift), 0, H - 1).astype(np.intp)
 
-    # --- lesion: hypoechoic core, heterogeneity, microcalcifications, echogenic halo
-    soft = ndimage.gaussian_filter(inside.astype(float), 0.2 * px)
-    halo = np.clip(_smooth(inside.astype(float), (0.4 + 1.2 * qm) * px) - soft, 0, None)
-    db = db + (2.0 + 14.0 * qm) * halo * (1 - soft)
-    les_level = -4.0 - 18.0 * qe
-    het = (0.5 + 13.0 * qh) * _field(rng, (H, W), 0.55 * px)
-    db = db * (1 - soft) + (les_level + het) * soft
-    iy, ix = np.nonzero(inside)
-    n_calc = int(rng.poisson(0.5 + 10.0 * qh ** 2 * (size / 20.0)))
+    def layered(sigma):
+        return np.take_along_axis(_field(rng, (H, W), sigma), rows, axis=0)
+
+    fine = layered((0.15 * px, 0.5 * px))              # small-scale tissue echo variation
+    coarse = layered((0.7 * px, 2.0 * px))             # glandular islands and fat islands
+    septa = layered((0.6 * px, 3.0 * px))              # zero crossings: Cooper's ligaments, fat lobule septa
+    lig = _ramp(1.0 - np.abs(septa) / 0.14)
+    # fibroglandular tissue: bright, mottled, with hypoechoic fat islands and bright ligaments
+    db = 1.8 * fine + 1.8 * coarse
+    island = _ramp((-0.5 - coarse) / 0.6)
+    db = db * (1 - island) + (-9.0 + 1.5 * fine) * island + 7.0 * lig
+    # subcutaneous fat: dark lobules separated by thin echogenic septa
+    is_fat = (y > skin[None, :]) & (y < fat_bot[None, :])
+    db = np.where(is_fat, -11.0 + 1.5 * fine + 9.0 * lig, db)
+    # skin: bright entry echo, echogenic dermis, bright dermis/fat interface
+    db = np.where(y <= skin[None, :], 3.0 + 2.0 * fine, db)
+    db = np.where(y < 0.35, 9.0, db)
+    db = np.where(np.abs(y - skin[None, :]) < 0.18, 7.0, db)
+    # retromammary fat, pectoral fascia and muscle with oblique echogenic striations
+    is_mus = y > musc[None, :]
+    db = np.where((y > musc[None, :] - 1.5) & ~is_mus, -9.0 + 1.5 * fine, db)
+    slope = rng.uniform(-0.25, 0.25)
+    stri = np.sin(2 * np.pi * (y - slope * xx) / rng.uniform(1.0, 1.6) + 1.5 * coarse)
+    db = np.where(is_mus, -9.0 + 1.5 * fine + 8.0 * _ramp((stri - 0.75) / 0.2) * _ramp(1.0 + 0.7 * septa), db)
+    db = np.where(np.abs(y - musc[None, :]) < 0.25, 7.0, db)
+
+    # --- lesion (on the box): echogenic halo, thin spicules, hypoechoic core with patchy heterogeneity
+    sub = db[box]
+    inb = inside[box]
+    u, v = _lesion_polar(yy[box], xx[box], cy, cx, tilt)
+    d_out = ndimage.distance_transform_edt(~inb) * spacing               # mm outside the margin
+    halo_var = _ramp(0.55 + 0.45 * _field(rng, bshape, 0.7 * px))        # soft, irregular, incomplete
+    halo = np.exp(-d_out / (0.4 + 1.4 * qm)) * halo_var * (~inb)
+    sub = sub + (2.0 + 9.0 * qm) * halo
+    n_lines = int(rng.poisson(18 * qm ** 2))
+    lines = np.zeros(bshape)
+    for c, ln, wd in zip(rng.uniform(0, 2 * np.pi, n_lines), rng.uniform(1.0, 5.0, n_lines) * (0.3 + qm),
+                         rng.uniform(0.06, 0.12, n_lines)):
+        r_c = float(np.interp(c, _THETA, r_true, period=2 * np.pi))
+        along = np.cos(c) * u + np.sin(c) * v - r_c
+        perp = -np.sin(c) * u + np.cos(c) * v
+        taper = np.clip(1.0 - along / ln, 0.0, 1.0) * (along > -0.5)
+        lines = np.maximum(lines, taper * np.exp(-0.5 * (perp / wd) ** 2))
+    sub = sub * (1 - lines) + (-8.0 - 6.0 * qe) * lines
+    soft = ndimage.gaussian_filter(inb.astype(float), 0.12 * px)
+    les_level = -5.0 - 13.0 * qe
+    mottle = 0.6 * _field(rng, bshape, 0.45 * px) + 0.8 * _field(rng, bshape, 1.1 * px)
+    het = (0.4 + 5.6 * qh) * mottle / 1.0
+    sub = sub * (1 - soft) + (les_level + het) * soft
+    iy, ix = np.nonzero(inb)
+    n_calc = int(rng.poisson(0.3 + 6.0 * qh ** 2 * (size / 20.0)))
     if n_calc and iy.size:
         pick = rng.integers(0, iy.size, n_calc)
-        db[iy[pick], ix[pick]] = rng.uniform(15.0, 25.0, n_calc)
+        sub[iy[pick], ix[pick]] = rng.uniform(12.0, 20.0, n_calc)
+    db[box] = sub
 
-    # --- attenuation: TGC cancels tissue attenuation; the lesion's excess attenuation shadows below
-    excess = np.where(inside, -0.25 + 1.6 * qe, 0.0) + np.where(is_fat, -0.1, 0.0)  # dB/mm round trip
-    excess = ndimage.gaussian_filter1d(excess, 0.4 * px, axis=1)
+    # --- attenuation: TGC cancels tissue attenuation imperfectly (residual slope: deeper is darker);
+    # the lesion's excess attenuation accumulates below it: a soft posterior shadow (or enhancement)
+    excess = np.where(inside, -0.3 + 1.3 * qe, 0.0)               # dB/mm round trip
+    excess = ndimage.gaussian_filter1d(excess, 0.8 * px, axis=1)
     att = np.cumsum(excess, axis=0) * spacing
-    tgc = rng.normal(0.0, 0.8) - rng.uniform(0.0, 0.05) * y     # residual gain offset and slope, dB
-    amp = 10.0 ** ((db - att + tgc) / 20.0)
+    tgc = rng.normal(0.0, 0.8) - rng.uniform(0.1, 0.28) * y     # residual gain offset and slope, dB
+    amp = np.sqrt(10.0 ** ((db - att + tgc) / 10.0) + 10.0 ** (-28.0 / 10.0))   # with electronic noise floor
 
     # --- scatterers * PSF (complex baseband), envelope detection, log compression
-    sig_ax, sig_lat = (0.11, 0.24) if dev == 0 else (0.15, 0.32)
-    scat = (rng.standard_normal((H, W)) + 1j * rng.standard_normal((H, W))) * amp
+    sig_ax, sig_lat = (0.10, 0.30) if dev == 0 else (0.13, 0.38)
     shp = _fast_shape((H, W))
     ky = sfft.fftfreq(shp[0], d=spacing)
     kx = sfft.fftfreq(shp[1], d=spacing)
     otf = np.exp(-2 * np.pi ** 2 * ((sig_ax * ky[:, None]) ** 2 + (sig_lat * kx[None, :]) ** 2))
-    env = np.abs(sfft.ifft2(sfft.fft2(scat, s=shp) * otf)[:H, :W])
-    env_db = 20 * np.log10(env + 1e-6)
+    power = np.zeros((H, W))
+    for _ in range(2):        # spatial compounding: two steering angles = two independent speckle patterns
+        scat = (rng.standard_normal((H, W)) + 1j * rng.standard_normal((H, W))) * amp
+        power += np.abs(sfft.ifft2(sfft.fft2(scat, s=shp) * otf)[:H, :W]) ** 2
+    env_db = 10 * np.log10(power / 2 + 1e-12)
     ref = np.median(env_db[~inside & ~is_fat & ~is_mus & (y > skin[None, :] + 0.5)])
-    dyn = 52.0 if dev == 0 else 48.0
-    gain = 116.0 if dev == 0 else 110.0
-    grey = ndimage.gaussian_filter(gain + (env_db - ref) * (255.0 / dyn), 0.6)
+    dyn = 62.0 if dev == 0 else 66.0
+    gain = 104.0 if dev == 0 else 98.0
+    grey = ndimage.gaussian_filter(gain + (env_db - ref) * (255.0 / dyn), (0.5, 0.9))
     image = np.clip(np.round(grey), 0, 255).astype(np.uint8)
     return {
         "image": image, "mask": inside.astype(np.uint8), "mask_r1": r1.astype(np.uint8),
