@@ -28,6 +28,7 @@ SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 localrules:
     all,
     merge_features,
+    split,
 
 
 def manifest_path():
