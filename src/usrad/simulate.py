@@ -9,8 +9,9 @@ probabilities given all latents are written to ``ground_truth.tsv``.
 
 Images are 2D B-mode made the physical way: random scatterers whose backscatter follows a tissue map
 (skin, fat, fibroglandular tissue, muscle, lesion), depth attenuation with time-gain compensation
-(so a strongly attenuating lesion casts a posterior shadow), convolution with a Gaussian
-point-spread function in complex baseband (IQ), envelope detection and log compression to 8 bits.
+(so a strongly attenuating lesion casts a soft posterior shadow), convolution with a Gaussian
+point-spread function in complex baseband (IQ), two-look spatial compounding, envelope detection and
+log compression to 8 bits.
 The physical pixel spacing is stored in each NRRD file, so shape features are in mm.
 
 Every patient draws from its own ``SeedSequence(seed).spawn`` child: patient ``i`` is the same
@@ -222,13 +223,13 @@ def lesion_radius(rng, margin: float, aspect: float, size_mm: float) -> np.ndarr
         d = np.angle(np.exp(1j * (_THETA - c)))
         mic = np.maximum(mic, ht * np.sqrt(np.clip(1.0 - (d / wd) ** 2, 0.0, None)))
     rough = (0.004 + 0.02 * q) * _smooth_periodic(rng, 20, 70, 0.3)
-    # thin spicules: narrow tapering spikes of irregular length
+    # thin spicules: straight, blunt-tipped rays of irregular length, 0.3-0.5 mm wide at any lesion size
     n_spic = int(round(16 * q ** 2))
     spic = np.zeros_like(_THETA)
     for c, ln, wd in zip(rng.uniform(0, 2 * np.pi, n_spic), (0.05 + 0.30 * q) * rng.uniform(0.3, 1.0, n_spic),
-                         rng.uniform(0.008, 0.02, n_spic)):
+                         rng.uniform(0.15, 0.25, n_spic) / (0.5 * size_mm)):
         d = np.angle(np.exp(1j * (_THETA - c)))
-        spic = np.maximum(spic, ln * np.exp(-np.abs(d) / wd))
+        spic = np.maximum(spic, ln * np.clip(4.0 * (1.0 - (d / wd) ** 2), 0.0, 1.0))
     base = r_ell * ((1 - angular) + angular * poly / poly.mean()) * (1 + lob)
     r = base * (1 + mic + rough + spic)
     return r * size_mm / _max_diameter(r)
@@ -266,14 +267,16 @@ def reader_radius(rng, r_true: np.ndarray) -> np.ndarray:
     return np.maximum(r_true + wobble + offset, 0.3 * r_true)
 
 
-def _polar_inside(r_mm, yy, xx, cy, cx, tilt):
-    """Boolean mask of pixels inside the star-shaped contour r_mm(theta) centred at (cy, cx) mm."""
-    dy, dx = yy - cy, xx - cx
+def _lesion_frame(y, x, cy, cx, tilt):
+    """Lesion-frame coordinates (u, v) in mm of pixel centres (y, x), rotated by ``tilt`` about (cy, cx)."""
+    dy, dx = y - cy, x - cx
     c, s_ = np.cos(tilt), np.sin(tilt)
-    u, v = c * dx + s_ * dy, -s_ * dx + c * dy
-    th = np.mod(np.arctan2(v, u), 2 * np.pi)
-    rr = np.interp(th, _THETA, r_mm, period=2 * np.pi)
-    return np.hypot(u, v) <= rr
+    return c * dx + s_ * dy, -s_ * dx + c * dy
+
+
+def _inside(r_mm, rad, th):
+    """Pixels at polar (rad, th) in the lesion frame that lie inside the contour r_mm(theta)."""
+    return rad <= np.interp(np.mod(th, 2 * np.pi), _THETA, r_mm, period=2 * np.pi)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,15 +293,15 @@ def _smooth(a: np.ndarray, sigma_px) -> np.ndarray:
     shp = _fast_shape(a.shape)
     ky = sfft.fftfreq(shp[0])[:, None]
     kx = sfft.rfftfreq(shp[1])[None, :]
-    tf = np.exp(-2 * np.pi ** 2 * ((sy * ky) ** 2 + (sx * kx) ** 2))
+    tf = np.exp(-2 * np.pi ** 2 * ((sy * ky) ** 2 + (sx * kx) ** 2)).astype(a.dtype)
     out = sfft.irfft2(sfft.rfft2(a, s=shp) * tf, s=shp)
     return out[: a.shape[0], : a.shape[1]]
 
 
 def _field(rng, shape, sigma_px):
-    """Smooth Gaussian random field with unit standard deviation (periodic on a fast FFT size, cropped)."""
+    """Smooth Gaussian random field (float32) with unit SD (periodic on a fast FFT size, cropped)."""
     shp = _fast_shape(shape)
-    f = _smooth(rng.standard_normal(shp), sigma_px)[: shape[0], : shape[1]]
+    f = _smooth(rng.standard_normal(shp, dtype=np.float32), sigma_px)[: shape[0], : shape[1]]
     f = f - f.mean()
     return f / f.std()
 
@@ -309,13 +312,6 @@ def _profile(rng, n, sigma_px):
     f = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * np.exp(-2 * np.pi ** 2 * (sigma_px * k) ** 2), n=n)
     f = f - f.mean()
     return f / f.std()
-
-
-def _lesion_polar(yy, xx, cy, cx, tilt):
-    """Lesion-frame coordinates (u, v) in mm of the pixel centres, rotated by ``tilt``."""
-    dy, dx = yy - cy, xx - cx
-    c, s_ = np.cos(tilt), np.sin(tilt)
-    return c * dx + s_ * dy, -s_ * dx + c * dy
 
 
 def _ramp(x):
@@ -352,9 +348,9 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     depth = H * spacing
     W = int(np.clip(round(width_mm / spacing), 300, 450))
     cx = W * spacing / 2 + rng.uniform(-0.15, 0.15) * max(0.0, W * spacing - 2 * half_w - 4)
-    ycoord = (np.arange(H) + 0.5) * spacing
-    xcoord = (np.arange(W) + 0.5) * spacing
-    yy, xx = np.meshgrid(ycoord, xcoord, indexing="ij")
+    ycoord = ((np.arange(H) + 0.5) * spacing).astype(np.float32)
+    xcoord = ((np.arange(W) + 0.5) * spacing).astype(np.float32)
+    y, x = ycoord[:, None], xcoord[None, :]          # all full-frame maps are float32, built by broadcasting
 
     # masks: evaluated on a box around the lesion only (with room for the halo and image spicules)
     rmax = float(max(r.max() for r in [r_true, *r_read])) + 6.0
@@ -362,16 +358,17 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     x0, x1 = max(0, int((cx - rmax) / spacing)), min(W, int((cx + rmax) / spacing) + 2)
     box = (slice(y0, y1), slice(x0, x1))
     bshape = (y1 - y0, x1 - x0)
+    u, v = _lesion_frame(ycoord[box[0], None].astype(float), xcoord[None, box[1]].astype(float), cy, cx, tilt)
+    rad, th = np.hypot(u, v), np.arctan2(v, u)
     masks = []
     for r in [r_true, *r_read]:
         mk = np.zeros((H, W), bool)
-        mk[box] = _polar_inside(r, yy[box], xx[box], cy, cx, tilt)
+        mk[box] = _inside(r, rad, th)
         masks.append(mk)
     inside, r1, r2 = masks
 
     # --- tissue backscatter map (dB, relative to fibroglandular tissue)
     px = 1.0 / spacing
-    y = yy
     skin = 1.5 + 0.15 * _profile(rng, W, 15 * px)
     fat_bot = fat + 1.0 * _profile(rng, W, 5 * px)
     musc = depth - rng.uniform(4.0, 9.0) + 0.8 * _profile(rng, W, 12 * px)
@@ -388,7 +385,7 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     septa = layered((0.6 * px, 3.0 * px))              # zero crossings: Cooper's ligaments, fat lobule septa
     lig = _ramp(1.0 - np.abs(septa) / 0.14)
     # fibroglandular tissue: bright, mottled, with hypoechoic fat islands and bright ligaments
-    db = 1.8 * fine + 1.8 * coarse
+    db = 1.8 * fine + 2.6 * coarse
     island = _ramp((-0.5 - coarse) / 0.6)
     db = db * (1 - island) + (-9.0 + 1.5 * fine) * island + 7.0 * lig
     # subcutaneous fat: dark lobules separated by thin echogenic septa
@@ -402,32 +399,40 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     is_mus = y > musc[None, :]
     db = np.where((y > musc[None, :] - 1.5) & ~is_mus, -9.0 + 1.5 * fine, db)
     slope = rng.uniform(-0.25, 0.25)
-    stri = np.sin(2 * np.pi * (y - slope * xx) / rng.uniform(1.0, 1.6) + 1.5 * coarse)
-    db = np.where(is_mus, -9.0 + 1.5 * fine + 8.0 * _ramp((stri - 0.75) / 0.2) * _ramp(1.0 + 0.7 * septa), db)
-    db = np.where(np.abs(y - musc[None, :]) < 0.25, 7.0, db)
+    stri = np.sin(2 * np.pi * (y - slope * x) / rng.uniform(1.0, 1.6) + 1.5 * coarse)
+    db = np.where(is_mus, -9.0 + 1.5 * fine + 10.0 * _ramp((stri - 0.7) / 0.2) * _ramp(1.0 + 0.7 * septa), db)
+    db = np.where(np.abs(y - musc[None, :]) < 0.25, 4.0 + 3.0 * fine, db)
 
     # --- lesion (on the box): echogenic halo, thin spicules, hypoechoic core with patchy heterogeneity
     sub = db[box]
     inb = inside[box]
-    u, v = _lesion_polar(yy[box], xx[box], cy, cx, tilt)
     d_out = ndimage.distance_transform_edt(~inb) * spacing               # mm outside the margin
     halo_var = _ramp(0.55 + 0.45 * _field(rng, bshape, 0.7 * px))        # soft, irregular, incomplete
     halo = np.exp(-d_out / (0.4 + 1.4 * qm)) * halo_var * (~inb)
     sub = sub + (2.0 + 9.0 * qm) * halo
     n_lines = int(rng.poisson(18 * qm ** 2))
-    lines = np.zeros(bshape)
+    lines = np.zeros(bshape, np.float32)
+    ct, st = np.cos(tilt), np.sin(tilt)
     for c, ln, wd in zip(rng.uniform(0, 2 * np.pi, n_lines), rng.uniform(1.0, 5.0, n_lines) * (0.3 + qm),
                          rng.uniform(0.06, 0.12, n_lines)):
         r_c = float(np.interp(c, _THETA, r_true, period=2 * np.pi))
-        along = np.cos(c) * u + np.sin(c) * v - r_c
-        perp = -np.sin(c) * u + np.cos(c) * v
+        # the spicule's own window: from 0.5 mm inside the margin to its tip, +- 4 widths
+        ends = np.array([r_c - 0.5, r_c + ln])
+        ey = (cy + st * ends * np.cos(c) + ct * ends * np.sin(c)) / spacing - y0
+        ex = (cx + ct * ends * np.cos(c) - st * ends * np.sin(c)) / spacing - x0
+        pad = 4 * wd / spacing + 2
+        wy = slice(max(0, int(ey.min() - pad)), max(0, min(bshape[0], int(ey.max() + pad) + 1)))
+        wx = slice(max(0, int(ex.min() - pad)), max(0, min(bshape[1], int(ex.max() + pad) + 1)))
+        uu, vv = u[wy, wx], v[wy, wx]
+        along = np.cos(c) * uu + np.sin(c) * vv - r_c
+        perp = -np.sin(c) * uu + np.cos(c) * vv
         taper = np.clip(1.0 - along / ln, 0.0, 1.0) * (along > -0.5)
-        lines = np.maximum(lines, taper * np.exp(-0.5 * (perp / wd) ** 2))
+        lines[wy, wx] = np.maximum(lines[wy, wx], taper * np.exp(-0.5 * (perp / wd) ** 2))
     sub = sub * (1 - lines) + (-8.0 - 6.0 * qe) * lines
-    soft = ndimage.gaussian_filter(inb.astype(float), 0.12 * px)
-    les_level = -5.0 - 13.0 * qe
+    soft = ndimage.gaussian_filter(inb.astype(np.float32), 0.12 * px)
+    les_level = -6.5 - 13.0 * qe
     mottle = 0.6 * _field(rng, bshape, 0.45 * px) + 0.8 * _field(rng, bshape, 1.1 * px)
-    het = (0.4 + 5.6 * qh) * mottle / 1.0
+    het = (0.3 + 7.5 * qh) * mottle
     sub = sub * (1 - soft) + (les_level + het) * soft
     iy, ix = np.nonzero(inb)
     n_calc = int(rng.poisson(0.3 + 6.0 * qh ** 2 * (size / 20.0)))
@@ -438,9 +443,10 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
 
     # --- attenuation: TGC cancels tissue attenuation imperfectly (residual slope: deeper is darker);
     # the lesion's excess attenuation accumulates below it: a soft posterior shadow (or enhancement)
-    excess = np.where(inside, -0.3 + 1.3 * qe, 0.0)               # dB/mm round trip
+    excess = np.where(inside, np.float32(-0.3 + 1.3 * qe), np.float32(0.0))   # dB/mm round trip
     excess = ndimage.gaussian_filter1d(excess, 0.8 * px, axis=1)
     att = np.cumsum(excess, axis=0) * spacing
+    att = np.where(inside, 0.3 * att, att)     # inside the lesion: TGC/sonographer partly compensate
     tgc = rng.normal(0.0, 0.8) - rng.uniform(0.1, 0.28) * y     # residual gain offset and slope, dB
     amp = np.sqrt(10.0 ** ((db - att + tgc) / 10.0) + 10.0 ** (-28.0 / 10.0))   # with electronic noise floor
 
@@ -449,11 +455,12 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     shp = _fast_shape((H, W))
     ky = sfft.fftfreq(shp[0], d=spacing)
     kx = sfft.fftfreq(shp[1], d=spacing)
-    otf = np.exp(-2 * np.pi ** 2 * ((sig_ax * ky[:, None]) ** 2 + (sig_lat * kx[None, :]) ** 2))
-    power = np.zeros((H, W))
+    otf = np.exp(-2 * np.pi ** 2 * ((sig_ax * ky[:, None]) ** 2 + (sig_lat * kx[None, :]) ** 2)).astype(np.float32)
+    power = np.zeros((H, W), np.float32)
     for _ in range(2):        # spatial compounding: two steering angles = two independent speckle patterns
-        scat = (rng.standard_normal((H, W)) + 1j * rng.standard_normal((H, W))) * amp
-        power += np.abs(sfft.ifft2(sfft.fft2(scat, s=shp) * otf)[:H, :W]) ** 2
+        re, im = rng.standard_normal((2, H, W), dtype=np.float32)
+        iq = sfft.ifft2(sfft.fft2((re + 1j * im) * amp, s=shp) * otf)[:H, :W]
+        power += iq.real ** 2 + iq.imag ** 2
     env_db = 10 * np.log10(power / 2 + 1e-12)
     ref = np.median(env_db[~inside & ~is_fat & ~is_mus & (y > skin[None, :] + 0.5)])
     dyn = 62.0 if dev == 0 else 66.0
