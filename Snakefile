@@ -8,13 +8,23 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/cohort.smk"
 include: "rules/features.smk"
 include: "rules/models.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
         all_targets(),
     default_target: True
+
+
+rule paper:
+    input:
+        paper_targets(),

@@ -27,6 +27,7 @@ SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 
 localrules:
     all,
+    paper,
     merge_features,
     split,
 
@@ -72,9 +73,70 @@ def task_names():
     return [task["name"] for task in config["tasks"]]
 
 
+def task_dir(wildcards):
+    return f"{RESULTS}/{wildcards.task}"
+
+
+def n_boot():
+    """Bootstrap resamples for every CI of the evaluation (seeded from the config seed)."""
+    from usrad.report import N_BOOT
+
+    return N_BOOT
+
+
+def task_figure_pdfs():
+    from usrad.report import TASK_FIGURES
+
+    return [f"{RESULTS}/{{task}}/figures/{name}.pdf" for name in TASK_FIGURES]
+
+
+def task_other_tables():
+    """The evaluation's tables not listed one by one in rule evaluate_task's report() outputs."""
+    from usrad.report import TASK_TABLES
+
+    shown = {"table2_odds_ratios", "table3_performance_formatted", "delong"}
+    return [f"{RESULTS}/{{task}}/tables/{name}.tsv" for name in TASK_TABLES if name not in shown]
+
+
+def evaluation_targets():
+    """Every task's evaluation outputs (figures PNG + PDF, tables)."""
+    from usrad.report import TASK_FIGURES, TASK_TABLES
+
+    out = []
+    for task in task_names():
+        out += [f"{RESULTS}/{task}/figures/{n}.{ext}" for n in TASK_FIGURES for ext in ("png", "pdf")]
+        out += [f"{RESULTS}/{task}/tables/{n}.tsv" for n in TASK_TABLES]
+    return out
+
+
+def main_snakefile():
+    return str(workflow.main_snakefile)
+
+
+def is_demo():
+    return not config["cohort"]["manifest"]
+
+
+def ground_truth_input():
+    """The simulated cohort's ground truth (oracle probabilities): demo only."""
+    return [f"{RESULTS}/demo/ground_truth.tsv"] if is_demo() else []
+
+
+def paper_targets():
+    """All paper figures and tables: built from results/features/features.parquet and what follows it."""
+    return evaluation_targets() + [
+        f"{RESULTS}/report/table1.tsv",
+        f"{RESULTS}/report/figures/flow.png",
+        f"{RESULTS}/report/figures/workflow.png",
+        f"{RESULTS}/report/summary.md",
+        f"{RESULTS}/report/summary_sources.tsv",
+    ]
+
+
 def all_targets():
     targets = [f"{RESULTS}/features/features.parquet"]
     targets += [f"{RESULTS}/{task}/predictions.tsv" for task in task_names()]
     if not config["cohort"]["manifest"] and busbra_dir():
         targets.append(f"{RESULTS}/demo/figures/simulated_vs_busbra.png")
+    targets += paper_targets()
     return targets

@@ -1,0 +1,74 @@
+# Report: cohort-level tables and figures, the workflow diagram, and the methods-and-results summary in
+# which every number is read from a results file (summary_sources.tsv says which).
+
+
+rule cohort_report:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        split=f"{RESULTS}/split/split.tsv",
+    output:
+        table1=report(f"{RESULTS}/report/table1.tsv", caption="../report/table1.rst", category="Cohort"),
+        counts=f"{RESULTS}/report/cohort_counts.tsv",
+        flow=report(f"{RESULTS}/report/figures/flow.png", caption="../report/flow.rst", category="Cohort"),
+        flow_pdf=f"{RESULTS}/report/figures/flow.pdf",
+    params:
+        config=validated_config(),
+    log:
+        f"{RESULTS}/logs/cohort_report.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/cohort_report.py"
+
+
+rule workflow_diagram:
+    output:
+        dot=f"{RESULTS}/report/rulegraph.dot",
+        png=report(f"{RESULTS}/report/figures/workflow.png", caption="../report/workflow_diagram.rst",
+                   category="Workflow diagram"),
+        pdf=f"{RESULTS}/report/figures/workflow.pdf",
+    params:
+        snakefile=main_snakefile(),
+        config=validated_config(),
+        targets=["paper"],
+    log:
+        f"{RESULTS}/logs/workflow_diagram.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/workflow_diagram.py"
+
+
+rule summary:
+    input:
+        evaluation=evaluation_targets(),
+        counts=f"{RESULTS}/report/cohort_counts.tsv",
+        features=f"{RESULTS}/features/features.parquet",
+        ground_truth=ground_truth_input(),
+    output:
+        md=f"{RESULTS}/report/summary.md",
+        html=report(f"{RESULTS}/report/summary.html", caption="../report/summary.rst", category="Summary"),
+        sources=f"{RESULTS}/report/summary_sources.tsv",
+        reference=f"{RESULTS}/report/reference_study.tsv",
+        oracle=f"{RESULTS}/report/oracle_auc.tsv",
+    params:
+        tasks=task_names(),
+        demo=is_demo(),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/summary.py"

@@ -1,0 +1,246 @@
+"""The report: one task's figures and tables, the nomogram in raw units, DeLong table, and the summary in
+which every number is read from a results file."""
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usrad import metrics, report
+from usrad.bundle import load_bundle
+from usrad.cohort import read_cohort_table, write_cohort_table
+from usrad.extract import provenance
+from usrad.features import write_feature_table
+from usrad.models import fit_task, read_predictions, write_predictions
+from usrad.split import make_split, write_split
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = "metastasis"
+N_BOOT = 200  # the rule uses report.N_BOOT (2,000); fewer here to keep the test fast
+FAST = {"classifiers": ["lr", "nb", "rf"], "combined_classifiers": ["lr"], "lasso": {"cv_folds": 5, "n_C": 12}}
+
+
+@pytest.fixture(scope="module")
+def workdir(small_features, small_cohort, default_config, tmp_path_factory):
+    """A working directory laid out like the workflow's (results/...), evaluated and summarised."""
+    table, cohort = small_features
+    root = tmp_path_factory.mktemp("report_wd")
+    res = root / "results"
+    cfg = copy.deepcopy(default_config)
+    cfg["modelling"] = {**cfg.get("modelling", {}), **FAST}
+    cfg["tasks"] = [t for t in cfg["tasks"] if t["name"] == TASK]
+    write_feature_table(table, res / "features" / "features.parquet", provenance(REPO / "config" / "radiomics.yaml"))
+    write_cohort_table(cohort, res / "cohort" / "cohort.tsv")
+    cohort = read_cohort_table(res / "cohort" / "cohort.tsv", categorical=cfg["clinical"]["categorical"])
+    split = make_split(cohort, cfg["tasks"], seed=cfg["seed"])
+    write_split(split, res / "split" / "split.tsv")
+    task_cfg = cfg["tasks"][0]
+    pred = fit_task(table, cohort, split, task_cfg, cfg["modelling"], cfg["clinical"], seed=cfg["seed"], n_jobs=2,
+                    out_dir=res / TASK)
+    write_predictions(pred, res / TASK / "predictions.tsv")
+    out = report.evaluate_task(res / TASK, TASK, table, cohort, cfg, seed=cfg["seed"], n_boot=N_BOOT, n_jobs=2)
+    report.cohort_report(cohort, split, cfg, res / "report")
+    gt = small_cohort.parent / "ground_truth.tsv"
+    md, sources = report.write_summary(root, [TASK], res / "report" / "summary.md",
+                                       res / "report" / "summary_sources.tsv", out_html=res / "report" / "summary.html",
+                                       demo=True, ground_truth=gt)
+    return {"root": root, "res": res, "cfg": cfg, "out": out, "md": md, "sources": sources, "table": table,
+            "cohort": cohort, "gt": gt}
+
+
+def test_evaluate_task_writes_every_figure_as_png_and_pdf_at_journal_width(workdir):
+    from PIL import Image
+
+    fig_dir = workdir["res"] / TASK / "figures"
+    for stem in report.TASK_FIGURES:
+        png, pdf = fig_dir / f"{stem}.png", fig_dir / f"{stem}.pdf"
+        assert png.stat().st_size > 5000, stem
+        assert pdf.read_bytes()[:5] == b"%PDF-", stem
+        width_px = Image.open(png).size[0]
+        assert min(abs(width_px - 89 / 25.4 * 300), abs(width_px - 183 / 25.4 * 300)) < 3, (stem, width_px)
+    for name in report.TASK_TABLES:
+        assert (workdir["res"] / TASK / "tables" / f"{name}.tsv").stat().st_size > 0, name
+
+
+def test_table3_has_one_row_per_model_and_split_with_the_auc_of_the_predictions(workdir):
+    res = workdir["res"]
+    perf = pd.read_csv(res / TASK / "tables" / "table3_performance.tsv", sep="\t")
+    pred = read_predictions(res / TASK / "predictions.tsv")
+    expected = set(pred[["model", "split"]].drop_duplicates().itertuples(index=False, name=None))
+    got = list(perf[["model", "split"]].itertuples(index=False, name=None))
+    assert len(got) == len(set(got)) == len(expected)
+    assert set(got) == expected
+    assert {"cv", "train", "test"} <= set(perf["split"])
+    for m, s in [("combined", "test"), ("radscore", "cv"), ("clinical", "train")]:
+        d = pred[(pred.model == m) & (pred.split == s)]
+        row = perf[(perf.model == m) & (perf.split == s)].iloc[0]
+        assert row["auc"] == pytest.approx(metrics.auc(d["y"], d["probability"]), abs=1e-12)
+        assert row["n"] == len(d)
+        assert row["auc_boot_low"] <= row["auc"] <= row["auc_boot_high"]
+    # thresholds are the bundles' (fixed on training data), not re-chosen on the evaluated split
+    bundles = report.read_bundles(res / TASK / "models")
+    for m, thr in report.bundle_thresholds(bundles).items():
+        assert np.allclose(perf.loc[perf.model == m, "threshold"], thr)
+    formatted = pd.read_csv(res / TASK / "tables" / "table3_performance_formatted.tsv", sep="\t")
+    assert len(formatted) == len(perf)
+
+
+def test_nomogram_in_raw_units_reproduces_the_bundle_probability(workdir):
+    res = workdir["res"]
+    pipe, _ = load_bundle(res / TASK / "models" / "nomogram")
+    bundles = report.read_bundles(res / TASK / "models")
+    pred = read_predictions(res / TASK / "predictions.tsv")
+    rows = pred[(pred.model == "nomogram") & (pred.split.isin(["train", "test"]))]
+    X = report.task_design(workdir["table"], workdir["cohort"], rows["image_id"], bundles,
+                           workdir["cfg"]["clinical"]["predictors"])
+    train = X.index.get_level_values("image_id").isin(rows.loc[rows.split == "train", "image_id"])
+    nm = report.nomogram_model(pipe, X[train])
+    assert nm.variables[0].name == "rad_score"
+    pick = np.r_[np.flatnonzero(train)[:4], np.flatnonzero(~train)[:4]]
+    ours = nm.probability(X.iloc[pick])
+    theirs = pipe.predict_proba(X.iloc[pick])[:, 1]
+    assert np.allclose(ours, theirs, atol=1e-6, rtol=0)
+    written = rows.set_index("image_id").loc[X.index.get_level_values("image_id")[pick], "probability"].to_numpy()
+    assert np.allclose(ours, written, atol=1e-6, rtol=0)
+    # the drawn scales are the model's: the rad-score axis spans the training range
+    scales = pd.read_csv(res / TASK / "tables" / "nomogram_points.tsv", sep="\t")
+    assert {"Points", "rad_score", "Total points", "Probability"} <= set(scales["axis"])
+
+
+def _preds(y, scores: dict, split="test"):
+    rows = []
+    for m, p in scores.items():
+        rows.append(pd.DataFrame({"patient_id": [f"P{i}" for i in range(len(y))],
+                                  "image_id": [f"P{i}" for i in range(len(y))], "task": TASK, "split": split,
+                                  "model": m, "y": y, "probability": p}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_delong_table_gives_p_one_for_a_model_against_itself_and_matches_metrics():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(60, int), np.ones(40, int)]
+    good = 1 / (1 + np.exp(-(2.5 * y + rng.normal(size=100))))
+    weak = rng.random(100)
+    pred = _preds(y, {"combined": good, "clinical": weak})
+    tab = report.delong_table(pred, [("combined", "combined"), ("combined", "clinical")])
+    self_row = tab[(tab.model_1 == "combined") & (tab.model_2 == "combined")].iloc[0]
+    assert self_row["p_value"] == 1.0 and self_row["diff"] == 0.0
+    other = tab[tab.model_2 == "clinical"].iloc[0]
+    ref = metrics.delong_test(y, good, weak)
+    assert other["p_value"] == pytest.approx(ref["p_value"], rel=1e-12)
+    assert other["p_value"] < 1e-4 and other["auc_1"] > 0.85
+
+
+def test_delong_table_refuses_models_scored_on_different_images():
+    y = np.r_[np.zeros(10, int), np.ones(10, int)]
+    pred = _preds(y, {"combined": np.linspace(0, 1, 20), "clinical": np.linspace(1, 0, 20)})
+    pred = pred[~((pred.model == "clinical") & (pred.image_id == "P3"))]
+    with pytest.raises(report.UsradError, match="Cannot compare"):
+        report.delong_table(pred, [("combined", "clinical")])
+
+
+def test_delong_table_of_the_task_compares_combined_and_best_classifier(workdir):
+    tab = pd.read_csv(workdir["res"] / TASK / "tables" / "delong.tsv", sep="\t")
+    pairs = set(zip(tab.model_1, tab.model_2))
+    assert {("combined", "clinical"), ("combined", "radscore")} <= pairs
+    best = workdir["out"]["best"]
+    assert {(best, m) for m in FAST["classifiers"] if m != best} <= pairs
+
+
+def _unsourced(md: str, sources: pd.DataFrame) -> set[str]:
+    allowed = {n for t in sources["text"] for n in report.numbers_in(str(t))}
+    return set(report.numbers_in(md)) - allowed
+
+
+def test_every_number_in_the_summary_is_read_from_a_results_file(workdir):
+    root, md = workdir["root"], (workdir["res"] / "report" / "summary.md").read_text()
+    sources = pd.read_csv(workdir["res"] / "report" / "summary_sources.tsv", sep="\t", dtype=str,
+                          keep_default_na=False)
+    assert len(sources) > 40
+    assert _unsourced(md, sources) == set()
+    # the check can fail: a typed number is caught
+    assert _unsourced(md + "\nAUC 0.987 on new data.\n", sources) == {"0.987"}
+    for r in sources.itertuples():
+        assert (root / r.file).exists() and r.file.startswith("results/"), r.file
+        assert report._fmt(report.resolve_source(root, r.file, r.locator), r.format) == r.text, r.key
+        assert r.text in md, r.key
+    # spot check against the file directly: the combined model's test AUC
+    perf = pd.read_csv(root / f"results/{TASK}/tables/table3_performance.tsv", sep="\t")
+    auc = perf[(perf.model == "combined") & (perf.split == "test")]["auc"].iloc[0]
+    assert sources.set_index("key").loc[f"{TASK}_combined_test_auc", "text"] == f"{auc:.3f}"
+    assert f"{auc:.3f}" in md
+    assert "Simulated data" in md and "<table>" in (workdir["res"] / "report" / "summary.html").read_text()
+
+
+def test_summary_oracle_auc_is_the_auc_of_the_ground_truth_on_the_test_images(workdir):
+    if not workdir["gt"].exists():
+        pytest.skip("simulated cohort has no ground_truth.tsv")
+    gt = pd.read_csv(workdir["gt"], sep="\t", dtype={"patient_id": str})
+    pred = read_predictions(workdir["res"] / TASK / "predictions.tsv")
+    te = pred[pred.split == "test"].drop_duplicates("image_id").merge(gt, on="patient_id")
+    oracle = pd.read_csv(workdir["res"] / "report" / "oracle_auc.tsv", sep="\t")
+    assert oracle.loc[oracle.task == TASK, "auc"].iloc[0] == pytest.approx(
+        metrics.auc(te["y"], te[f"oracle_p_{TASK}"]), abs=1e-12)
+    assert oracle.loc[oracle.task == TASK, "auc"].iloc[0] > 0.75  # the simulation's known signal
+
+
+def test_cohort_report_counts_the_split_and_table1_compares_train_and_test(workdir):
+    res = workdir["res"]
+    counts = pd.read_csv(res / "report" / "cohort_counts.tsv", sep="\t").set_index("split")
+    split = pd.read_csv(res / "split" / "split.tsv", sep="\t", dtype=str)
+    for s in ("train", "test"):
+        assert counts.loc[s, "patients"] == split.loc[split.split == s, "patient_id"].nunique()
+    assert counts.loc["all", "patients"] == counts.loc["train", "patients"] + counts.loc["test", "patients"]
+    t1 = pd.read_csv(res / "report" / "table1.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert t1.columns[3] == f"train (n={counts.loc['train', 'patients']})"
+    assert "Age (years)" in set(t1["variable"])
+    assert (res / "report" / "figures" / "flow.png").exists()
+
+
+def test_lasso_tables_convert_log_loss_to_deviance_and_flag_the_chosen_penalty():
+    lp = pd.DataFrame({"C": [0.1, 0.1, 1.0, 1.0], "feature": ["a", "b", "a", "b"], "coef": [0.0, 0.2, 0.5, -0.3],
+                       "cv_mean_score": [-0.6, -0.6, -0.5, -0.5], "cv_se": [0.01, 0.01, 0.02, 0.02],
+                       "chosen": [False, False, True, True]})
+    cv, path, sel = report.lasso_tables(lp)
+    assert cv["mean_deviance"].tolist() == pytest.approx([1.2, 1.0])
+    assert cv["sd"].tolist() == pytest.approx([0.02, 0.04])
+    assert cv["n_features"].tolist() == [1, 2] and sel == 1.0
+    assert list(path.columns) == ["C", "feature", "coefficient"]
+
+
+def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path):
+    dot = """digraph snakemake_dag {
+        0[label = "paper", color = "0.1 0.6 0.85", style="rounded"];
+        1[label = "evaluate_task", color = "0.2 0.6 0.85", style="rounded"];
+        2[label = "fit_task", color = "0.3 0.6 0.85", style="rounded"];
+        3[label = "split", color = "0.4 0.6 0.85", style="rounded"];
+        1 -> 0
+        2 -> 1
+        3 -> 2
+        3 -> 0
+    }"""
+    layers = report.rulegraph_figure(dot, tmp_path / "wf").set_index("rule")["layer"].to_dict()
+    assert layers == {"split": 0, "fit_task": 1, "evaluate_task": 2, "paper": 3}
+    assert (tmp_path / "wf.png").exists() and (tmp_path / "wf.pdf").exists()
+
+
+def test_performance_in_parallel_equals_serial():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(40, int), np.ones(30, int)]
+    pred = _preds(y, {m: rng.random(70) * 0.5 + 0.5 * y * rng.random(70) for m in ("clinical", "radscore", "lr")})
+    thr = {"clinical": 0.4, "radscore": 0.5, "lr": 0.3}
+    a = report._performance(pred, thr, 100, 5, 1)
+    b = report._performance(pred, thr, 100, 5, 2)
+    pd.testing.assert_frame_equal(a.sort_values(["model", "split"]).reset_index(drop=True),
+                                  b.sort_values(["model", "split"]).reset_index(drop=True))
+
+
+def test_best_classifier_is_the_highest_cv_auc_among_classifiers():
+    bundles = {"radscore": {"cv_auc": 0.99}, "lr": {"cv_auc": 0.8}, "rf": {"cv_auc": 0.85}, "nb": {"cv_auc": 0.85}}
+    assert report.best_classifier(bundles) == "rf"  # radscore is not a classifier; ties: CLASSIFIERS order
+    assert list(itertools.islice(report.default_comparisons(["combined", "clinical", "radscore", "rf", "lr"], "rf"), 2)) \
+        == [("combined", "clinical"), ("combined", "radscore")]
