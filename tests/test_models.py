@@ -52,7 +52,9 @@ def test_known_signal_is_recovered_on_the_test_set(fitted, data):
     coh = data[1]
     for model in ("radscore", "lr", "nomogram", "combined"):
         assert _auc(pred, coh, model, "test") > 0.85, model
-    assert set(pred.columns) == {"patient_id", "image_id", "task", "split", "model", "probability", "rad_score"}
+    assert set(pred.columns) == {"patient_id", "image_id", "task", "split", "model", "y", "probability", "rad_score"}
+    truth = (coh.set_index("image_id")["n_positive_nodes"] >= 1).astype(int)
+    assert (pred["y"].to_numpy() == truth.loc[pred["image_id"]].to_numpy()).all()
     assert set(pred.split) == {"cv", "train", "test"}
     assert pred[pred.model == "clinical"].rad_score.isna().all()
     assert pred[pred.model == "radscore"].rad_score.notna().all()

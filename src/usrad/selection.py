@@ -329,7 +329,7 @@ class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
     this step is the rad-score model. When X's index carries ``patient_id`` the folds are grouped by it.
     """
 
-    def __init__(self, cv=10, n_C=30, c_span=1e4, one_se_rule=True, scoring="neg_log_loss",
+    def __init__(self, cv=10, n_C=30, c_span=1e2, one_se_rule=True, scoring="neg_log_loss",
                  class_weight="balanced", min_features=1, max_iter=1000, random_state=None):
         self.cv = cv
         self.n_C = n_C
@@ -342,9 +342,12 @@ class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def _model(self, C):
-        # liblinear penalises the intercept; a large intercept_scaling makes that penalty negligible.
-        return LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", intercept_scaling=100.0,
-                                  class_weight=self.class_weight, max_iter=self.max_iter, tol=1e-6,
+        # liblinear penalises the intercept; intercept_scaling=10 makes that penalty small (the features are
+        # z-scored and the classes balanced, so the intercept is near 0 anyway). Measured on the 671-patient
+        # demo features: intercept_scaling=100 with tol=1e-6 took ~100x longer per fit at weak penalties
+        # (minutes per LASSO) for the same selected features.
+        return LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", intercept_scaling=10.0,
+                                  class_weight=self.class_weight, max_iter=self.max_iter, tol=1e-4,
                                   random_state=0)
 
     @staticmethod
@@ -363,7 +366,7 @@ class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
         A = X.to_numpy(dtype=float)
         names = np.asarray([str(c) for c in X.columns], dtype=object)
         # smallest C with a non-zero coefficient for centred features (the intercept column must not enter
-        # l1_min_c: with intercept_scaling=100 it would dominate and start the grid ~50x too low)
+        # l1_min_c: with a large intercept_scaling it would dominate and start the grid ~50x too low)
         c0 = l1_min_c(A - A.mean(axis=0), y, loss="log", fit_intercept=False)
         Cs = c0 * np.logspace(0, np.log10(self.c_span), self.n_C)
         groups = _groups_from_index(X)
