@@ -1174,10 +1174,15 @@ def nomogram_figure(intercept: float, variables: Sequence, stem, outcome_label: 
             n_int = int(np.clip(abs(span_points) / 12, 1, 8))
             ticks = np.asarray(v.ticks if v.ticks is not None else _nice_ticks(*v.range, n=n_int), dtype=float)
             ticks = ticks[(ticks >= v.range[0]) & (ticks <= v.range[1])]
+            ends = sorted(nomo.points(v, e) / nomo.max_points for e in v.range)
+            short = ends[1] - ends[0] < 0.08  # a variable with a small effect: its scale is a few points long
+            if len(ticks) < 2 or short:  # label the two ends of the range instead
+                ticks = np.asarray(v.range, dtype=float)
             p_t = [nomo.points(v, t) for t in ticks]
             xs = [p / nomo.max_points for p in p_t]
-            ends = sorted(nomo.points(v, e) / nomo.max_points for e in v.range)
-            spec.append((v.label or v.name, [(x, _num_label(t), True) for x, t in zip(xs, ticks)], tuple(ends), ()))
+            above = [True, False] if short else [True] * len(ticks)  # short: one label above, one below
+            spec.append((v.label or v.name, [(x, _num_label(t), up) for x, t, up in zip(xs, ticks, above)],
+                         tuple(ends), ()))
             rows += [{"axis": v.name, "value": float(t), "points": p, "x": x} for t, p, x in zip(ticks, p_t, xs)]
     tt = _nice_ticks(0, total_max, 10)
     spec.append(("Total points", [(t / total_max, _num_label(t), True) for t in tt], (0.0, 1.0), ()))
