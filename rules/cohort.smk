@@ -47,7 +47,7 @@ rule validate_cohort:
     output:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
     params:
-        config=validated_config(),
+        config=config_part("clinical", "tasks"),
     log:
         f"{RESULTS}/logs/validate_cohort.log",
     threads: 2

@@ -57,6 +57,11 @@ def validated_config():
     return dict(config)
 
 
+def config_part(*keys):
+    """Only the config keys a rule reads, as its params: changing another key does not rerun it."""
+    return {key: config[key] for key in keys}
+
+
 def shard_index(wildcards):
     return int(wildcards.shard)
 

@@ -8,7 +8,7 @@ rule split:
     output:
         split=f"{RESULTS}/split/split.tsv",
     params:
-        config=validated_config(),
+        config=config_part("clinical", "tasks", "split", "seed"),
     log:
         f"{RESULTS}/logs/split.log",
     conda:
