@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import skops.io as sio
 
+from .atomic import atomic_path, write_text
 from .errors import Problem, UsradError
 
 FORMAT = "usrad-bundle/1"
@@ -135,13 +136,14 @@ def save_bundle(model, directory, metadata: dict) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     model_path = d / MODEL_FILE
-    model_path.write_bytes(_deterministic_zip(sio.dumps(model)))
+    with atomic_path(model_path) as tmp:
+        tmp.write_bytes(_deterministic_zip(sio.dumps(model)))
     untrusted = [t for t in types_in(model_path) if t not in TRUSTED_TYPES]
     if untrusted:  # a bundle we could not load back is a bug: fail at save time, not at use time
         raise TypeError(f"model contains types outside usrad.bundle.TRUSTED_TYPES: {untrusted}")
     meta = dict(_jsonable(metadata), format=FORMAT, model_file=MODEL_FILE, model_sha256=_sha256(model_path))
     meta_path = d / META_FILE
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return meta_path
 
 

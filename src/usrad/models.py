@@ -50,7 +50,8 @@ from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from .atomic import write_tsv
+from .atomic import write_text, write_tsv
+from .config import OUTCOME_COLUMNS
 from .errors import Problem, UsradError
 from .selection import ColumnPicker, RadScore, signature_pipeline
 from .split import task_labels
@@ -58,7 +59,6 @@ from .split import task_labels
 log = logging.getLogger(__name__)
 
 CLASSIFIERS = ("lr", "svm", "rf", "xgb", "knn", "nb", "mlp")
-OUTCOME_COLUMNS = {"n_positive_nodes"}
 
 #: Bounded search spaces (documented in docs/modelling.md). Small on purpose: 2 tasks × 11 models on 671
 #: patients must fit in a few minutes on 2 cores.
@@ -754,7 +754,8 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
         selected["mann_whitney_p"] = [float(uni_step.pvalues_[upos[f]]) for f in selected["feature"]]
         selected["univariate_auc"] = [float(uni_step.auc_[upos[f]]) for f in selected["feature"]]
         _write_tsv(selected, out / "selection" / "selected_features.tsv")
-        (out / "selection" / "radscore_formula.txt").write_text(
+        write_text(
+            out / "selection" / "radscore_formula.txt",
             lasso_step.formula() + "\n# z(f) = (f - training mean) / training SD; means/SDs in the radscore bundle "
             f"(step 'scale').\n# intercept {lasso_step.intercept_!r}, C = {lasso_step.C_!r} "
             f"({'1-SE rule' if lasso['one_se_rule'] else 'best CV'}; {lasso['scoring']}).\n")

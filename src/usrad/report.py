@@ -21,7 +21,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from .atomic import write_tsv
 from .errors import Problem, UsradError
 
 SPLIT_VALUES = ("train", "test", "external")
@@ -98,8 +99,7 @@ def make_split(cohort: pd.DataFrame, tasks: list[dict], seed: int, test_size: fl
 
 
 def write_split(split_df: pd.DataFrame, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    split_df.to_csv(path, sep="\t", index=False, lineterminator="\n")
+    write_tsv(split_df, path)
 
 
 def read_split(path) -> pd.DataFrame:
