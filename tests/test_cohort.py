@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from usrad.cohort import (load_cohort, read_cohort_table, task_labels, validate_command, validate_manifest,
-                          write_cohort_table, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+                          value_rules, write_cohort_table, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
 from usrad.config import validate_config
 from usrad.errors import UsradError
 
@@ -147,9 +147,9 @@ def test_png_without_pixel_spacing_named_in_pixel_spacing_column(manifest):
         return df
     rewrite(manifest, edit)
     _, problems = validate_manifest(manifest, config())
-    assert [(p.patient, p.column) for p in problems] == [("P004", "pixel_spacing_mm"), ("P003", "pixel_spacing_mm"),
-                                                          ("P004", "pixel_spacing_mm")]
-    assert problems[1].file.endswith("P003.png") and "carries no pixel size" in problems[1].message
+    assert [(p.patient, p.column) for p in problems] == [("P003", "pixel_spacing_mm"), ("P004", "pixel_spacing_mm"),
+                                                          ("P004", "pixel_spacing_mm")]  # in row order
+    assert problems[0].file.endswith("P003.png") and "carries no pixel size" in problems[0].message
 
 
 def test_nrrd_needs_no_pixel_spacing_column(tmp_path):
@@ -187,8 +187,8 @@ def test_yes_no_column_with_other_value_refused(manifest):
         return df
     rewrite(manifest, edit)
     _, problems = validate_manifest(manifest, config(), check_images=False)
-    assert [(p.patient, p.column) for p in problems] == [("P006", "er"), ("P005", "er")]
-    assert "code yes/no as 1/0" in problems[0].message and "0/1 (yes/no) column" in problems[1].message
+    assert [(p.patient, p.column) for p in problems] == [("P005", "er"), ("P006", "er")]  # row order
+    assert "0/1 (yes/no) column" in problems[0].message and "code yes/no as 1/0" in problems[1].message
 
 
 def test_failing_task_expression_names_task_and_expression(manifest):
@@ -315,7 +315,7 @@ def test_validate_command_prints_summary_or_problems(manifest, tmp_path, capsys)
     assert out.strip() == ("OK: 36 patients, 36 images, tasks: metastasis (14 negative / 22 positive patients), "
                            "burden (10 negative / 12 positive patients)")
     os.remove(manifest.parent / "imgs" / "P001_mask.png")
-    assert validate_command(str(manifest), str(cfg_path)) == 1
+    assert validate_command(str(manifest), str(cfg_path)) == 2
     err = capsys.readouterr().err
     assert "row 2, patient 'P001', column 'mask'" in err and "Traceback" not in err
 
@@ -348,7 +348,8 @@ def test_rule_script_writes_table_or_exits_1_without_output(manifest, tmp_path, 
 
 def test_manifest_schema_documents_exactly_the_known_columns():
     schema = yaml.safe_load((REPO / "config" / "manifest.schema.yaml").read_text())
-    assert set(schema["properties"]) == set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
+    assert set(schema["properties"]) == set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(value_rules())
+    assert {"age", "ki67", "n_positive_nodes"} <= set(value_rules())
     assert set(schema["required"]) == set(REQUIRED_COLUMNS)
     assert all(p.get("description") for p in schema["properties"].values())
     doc = (REPO / "docs" / "manifest.md").read_text()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import io
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
+import yaml
 
 from . import imageio
 from .atomic import write_tsv
@@ -33,6 +37,8 @@ TEXT_COLUMNS = ("patient_id", "image_id", "image", "mask", "mask_reader2", "cent
 LEADING_COLUMNS = ("patient_id", "image_id", "image", "mask", "mask_reader2", "pixel_spacing_mm", "device", "centre")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "missing", "?", "-"})
 MIN_PATIENTS_PER_CLASS = 10
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MANIFEST_SCHEMA_PATH = REPO_ROOT / "config" / "manifest.schema.yaml"  # also holds the allowed values of known columns
 ID_DTYPES = {"patient_id": str, "image_id": str}
 _MAX_WORKERS = 4
 
@@ -110,6 +116,48 @@ def _to_number(value):
     return x if np.isfinite(x) else None
 
 
+@functools.lru_cache(maxsize=1)
+def value_rules() -> dict[str, dict]:
+    """{column: rule} of the columns whose values have an allowed range or set (``config/manifest.schema.yaml``)."""
+    with open(MANIFEST_SCHEMA_PATH, encoding="utf-8") as fh:
+        props = yaml.safe_load(fh)["properties"]
+    keys = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum")
+    return {col: rule for col, rule in props.items()
+            if col not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS and any(k in rule for k in keys)}
+
+
+def _fmt(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _value_problem(col: str, cell: str, rule: dict) -> str | None:
+    """Why ``cell`` is not an allowed value of ``col`` (None if it is)."""
+    x = _to_number(cell)
+    if "enum" in rule:
+        allowed = rule["enum"]
+        numbers = [float(a) for a in allowed if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        if (x is not None and x in numbers) or cell in {str(a) for a in allowed}:
+            return None
+        if sorted(numbers) == [0.0, 1.0] and len(allowed) == 2:
+            return f"value {cell!r} in a 0/1 (yes/no) column; use 0 or 1"
+        return f"value {cell!r} is not one of the allowed values {', '.join(map(str, allowed))}"
+    if x is None:
+        return f"value {cell!r} is not a number"
+    if rule.get("type") == "integer" and x != round(x):
+        return f"value {cell!r} is not a whole number"
+    lo, hi = rule.get("minimum"), rule.get("maximum")
+    lo_open, hi_open = rule.get("exclusiveMinimum"), rule.get("exclusiveMaximum")
+    bad = (lo is not None and x < lo) or (hi is not None and x > hi) or \
+          (lo_open is not None and x <= lo_open) or (hi_open is not None and x >= hi_open)
+    if not bad:
+        return None
+    low = f"more than {_fmt(lo_open)}" if lo_open is not None else (_fmt(lo) if lo is not None else None)
+    high = f"less than {_fmt(hi_open)}" if hi_open is not None else (_fmt(hi) if hi is not None else None)
+    shown = f"{low} to {high}" if low and high else (f"at least {low}" if low else f"at most {high}")
+    note = rule.get("x-range-note")
+    return f"value {cell!r} is outside the allowed range of {col} ({shown}{'; ' + note if note else ''})"
+
+
 # --------------------------------------------------------------------------------------------------
 # Paths
 
@@ -160,12 +208,63 @@ def _derive_image_ids(cells: list[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # Images
 
-def _check_images(row: int, patient: str, paths: dict[str, str], spacing: float) -> list[Problem]:
-    """Read image and masks of one row; all problems, each naming row/patient/column/file."""
+def _params_file(value) -> Path:
+    """The PyRadiomics params file of the config: as given (relative to the working directory), else relative
+    to the repository (the shipped ``config/radiomics.yaml``)."""
+    path = Path(os.path.expanduser(str(value)))
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path if (REPO_ROOT / path).exists() else path
+
+
+def roi_limits(cfg: dict) -> tuple[dict, list[Problem]]:
+    """Minimum ROI of the configured PyRadiomics parameters: ``{"size": int | None, "dims": int, "params": str}``
+    (empty when the config names no params file) and the problems reading it."""
+    value = cfg.get("radiomics_params")
+    if not value:
+        return {}, []
+    path = _params_file(value)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, [Problem("PyRadiomics parameter file (config key 'radiomics_params') not found", file=str(path))]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return {}, [Problem(f"PyRadiomics parameter file (config key 'radiomics_params') cannot be read as YAML ({reason})",
+                            file=str(path))]
+    setting = params.get("setting") if isinstance(params, dict) else None
+    setting = setting if isinstance(setting, dict) else {}
+    size, dims = setting.get("minimumROISize"), setting.get("minimumROIDimensions", 2)
+    size = int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0 else None
+    dims = int(dims) if isinstance(dims, (int, float)) and not isinstance(dims, bool) and 1 <= dims <= 2 else 2
+    return {"size": size, "dims": dims, "params": str(path)}, []
+
+
+def _mask_findings(arr: np.ndarray, limits: dict) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the lesion of a 0/1 mask array: too small for PyRadiomics, touching the border."""
+    errors, warnings = [], []
+    n = int(arr.sum())
+    if limits:
+        extent = sum(int(np.any(arr, axis=1 - a).sum() > 1) for a in (0, 1))  # axes along which the ROI spans > 1 px
+        if limits["size"] is not None and n < limits["size"]:
+            errors.append(f"lesion has {n} pixels, fewer than minimumROISize {limits['size']} of the PyRadiomics "
+                          f"parameters ({limits['params']}): too small for texture features; check the mask")
+        elif extent < limits["dims"]:
+            errors.append(f"lesion ({n} pixels) spans only {extent} dimension(s); PyRadiomics needs minimumROIDimensions "
+                          f"{limits['dims']} (a line or a single pixel is not a lesion outline)")
+    if arr[0].any() or arr[-1].any() or arr[:, 0].any() or arr[:, -1].any():
+        warnings.append("lesion mask touches the image border: the lesion may be cut off, so its shape features "
+                        "describe only the visible part")
+    return errors, warnings
+
+
+def _check_images(row: int, patient: str, paths: dict[str, str], spacing: float,
+                  limits: dict | None = None) -> tuple[list[Problem], list[Problem]]:
+    """Read image and masks of one row; (problems, warnings), each naming row/patient/column/file."""
     def tag(problems, column):
         return [replace(p, row=row, patient=patient, column=p.column or column) for p in problems]
 
-    problems = []
+    problems, warnings = [], []
     try:
         ref = imageio.read_image(paths["image"], None if np.isnan(spacing) else spacing)
     except UsradError as err:
@@ -186,10 +285,14 @@ def _check_images(row: int, patient: str, paths: dict[str, str], spacing: float)
                 problems.append(Problem("file not found", patient=patient, column=col, file=path, row=row))
             continue
         try:
-            imageio.read_mask(path, ref)
+            mask = imageio.read_mask(path, ref)
         except UsradError as err:
             problems += tag([replace(p, column=None) if p.column == imageio.SPACING_COLUMN else p for p in err.problems], col)
-    return problems
+            continue
+        errors, warns = _mask_findings(sitk.GetArrayViewFromImage(mask), limits or {})
+        problems += [Problem(m, patient=patient, column=col, file=path, row=row) for m in errors]
+        warnings += [Problem(m, patient=patient, column=col, file=path, row=row) for m in warns]
+    return problems, warnings
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,7 +375,15 @@ def task_labels(cohort_df: pd.DataFrame, task: dict) -> pd.Series:
     return label
 
 
-def _class_problems(df: pd.DataFrame, label: pd.Series, task: dict, mfile: str) -> list[Problem]:
+def min_patients_per_class(cfg: dict) -> int:
+    """Patients needed per class: MIN_PATIENTS_PER_CLASS, or more when modelling.cv_folds on the training part
+    (1 - split.test_size of the patients) needs it."""
+    folds = (cfg.get("modelling") or {}).get("cv_folds", 5)
+    test_size = (cfg.get("split") or {}).get("test_size", 0.25)
+    return max(MIN_PATIENTS_PER_CLASS, math.ceil(folds / max(1e-9, 1 - test_size)))
+
+
+def _class_problems(df: pd.DataFrame, label: pd.Series, task: dict, mfile: str, minimum: int = MIN_PATIENTS_PER_CLASS) -> list[Problem]:
     per_patient = label.groupby(df.loc[label.index, "patient_id"].astype(str)).max()
     counts = {k: int((per_patient == k).sum()) for k in (0, 1)}
     name = task["name"]
@@ -281,11 +392,11 @@ def _class_problems(df: pd.DataFrame, label: pd.Series, task: dict, mfile: str) 
         return [Problem(f"task {name!r}: all {max(counts.values())} patients are {only} under label {task['label']!r}"
                         + (f" and subset {task['subset']!r}" if task.get("subset") else "")
                         + "; a model needs both classes", file=mfile)]
-    small = [k for k in (0, 1) if counts[k] < MIN_PATIENTS_PER_CLASS]
+    small = [k for k in (0, 1) if counts[k] < minimum]
     if small:
         shown = ", ".join(f"{counts[k]} {'positive' if k else 'negative'}" for k in small)
         return [Problem(f"task {name!r}: only {shown} patient(s); cross-validation needs at least "
-                        f"{MIN_PATIENTS_PER_CLASS} patients per class", file=mfile)]
+                        f"{minimum} patients per class", file=mfile)]
     return []
 
 
@@ -305,10 +416,12 @@ def _clinical_problems(df: pd.DataFrame, cfg: dict, mfile: str) -> tuple[list[Pr
     predictors = list(clin.get("predictors", []))
     categorical = set(clin.get("categorical", []))
     impute = clin.get("missing", "refuse") == "impute"
+    rules = value_rules()
     problems, parsed = [], {}
     for col in predictors:
         if col not in df.columns:
             continue  # reported as a missing column
+        rule = rules.get(col)
         values = []
         for idx, cell in df[col].items():
             pid, row = str(df.at[idx, "patient_id"]), int(df.at[idx, "_row"])
@@ -318,6 +431,9 @@ def _clinical_problems(df: pd.DataFrame, cfg: dict, mfile: str) -> tuple[list[Pr
                                             patient=pid, column=col, file=mfile, row=row))
                 values.append(np.nan)
             elif col in categorical:
+                why = _value_problem(col, cell, rule) if rule else None
+                if why:
+                    problems.append(Problem(why, patient=pid, column=col, file=mfile, row=row))
                 values.append(cell)
             else:
                 x = _to_number(cell)
@@ -326,8 +442,11 @@ def _clinical_problems(df: pd.DataFrame, cfg: dict, mfile: str) -> tuple[list[Pr
                     problems.append(Problem(f"value {cell!r} is not a number{hint}", patient=pid, column=col, file=mfile, row=row))
                     values.append(np.nan)
                 else:
+                    why = _value_problem(col, cell, rule) if rule else None
+                    if why:
+                        problems.append(Problem(why, patient=pid, column=col, file=mfile, row=row))
                     values.append(x)
-        if col not in categorical:
+        if col not in categorical and rule is None:
             nums = pd.Series(values, index=df.index, dtype=float)
             valid = nums.dropna()
             other = valid[~valid.isin([0.0, 1.0])]
@@ -340,10 +459,58 @@ def _clinical_problems(df: pd.DataFrame, cfg: dict, mfile: str) -> tuple[list[Pr
     return problems, parsed
 
 
+def _task_columns(cfg: dict) -> dict[str, list[str]]:
+    """{column: [tasks whose label/subset expression uses it]}."""
+    used: dict[str, list[str]] = {}
+    for task in cfg.get("tasks", []):
+        for key in ("label", "subset"):
+            if task.get(key):
+                for name in _names_in(task[key]):
+                    used.setdefault(name, [])
+                    if task.get("name") not in used[name]:
+                        used[name].append(task.get("name"))
+    return used
+
+
+def _outcome_problems(df: pd.DataFrame, cfg: dict, mfile: str) -> tuple[list[Problem], set[str]]:
+    """Values of the task (outcome) columns that are not allowed; the columns that have such values.
+
+    A column with a range in the manifest schema (e.g. ``n_positive_nodes``: whole number 0-100) is checked
+    against it; any other task column whose values are mostly numbers must hold only numbers (a stray word
+    would make the task's comparison fail). Predictor columns are checked with the clinical columns.
+    """
+    predictors = set(cfg.get("clinical", {}).get("predictors", []))
+    rules = value_rules()
+    problems, bad_columns = [], set()
+    for col, tasks in _task_columns(cfg).items():
+        if col not in df.columns or col in predictors or col in LEADING_COLUMNS:
+            continue
+        cells = df[col]
+        given = cells[~cells.map(_is_missing)]
+        numeric = given.map(lambda c: _to_number(c) is not None)
+        rule = rules.get(col)
+        for idx, cell in given.items():
+            if rule is not None:
+                why = _value_problem(col, cell, rule)
+            elif numeric.mean() >= 0.5 and not numeric[idx]:
+                why = f"value {cell!r} is not a number, unlike the rest of this column"
+            else:
+                why = None
+            if why:
+                used_by = ", ".join(map(repr, tasks))
+                problems.append(Problem(f"{why} (outcome used by task {used_by})", patient=str(df.at[idx, "patient_id"]),
+                                        column=col, file=mfile, row=int(df.at[idx, "_row"])))
+                bad_columns.add(col)
+    return problems, bad_columns
+
+
 def validate_manifest(manifest_path, cfg: dict, check_images: bool = True) -> tuple[pd.DataFrame, list[Problem]]:
     """Read and check a manifest; return (normalised cohort table, every problem found). Never raises UsradError.
 
-    ``check_images=False`` skips reading the pixels (files are still checked to exist).
+    ``check_images=False`` skips reading the pixels (files are still checked to exist). Findings that are
+    not errors (a lesion mask touching the image border) are in ``df.attrs["warnings"]`` (Problems too).
+    When ``cfg`` names a PyRadiomics params file (``radiomics_params``), every lesion must be at least its
+    ``minimumROISize`` pixels and span ``minimumROIDimensions`` dimensions.
     """
     mpath = Path(manifest_path)
     mfile = str(mpath)
@@ -433,15 +600,19 @@ def validate_manifest(manifest_path, cfg: dict, check_images: bool = True) -> tu
     df["pixel_spacing_mm"] = pd.Series(spacing, index=df.index, dtype=float)
 
     # files and pixels
-    jobs = [(int(df.at[i, "_row"]), df.at[i, "patient_id"] or None, {c: df.at[i, c] for c in PATH_COLUMNS}, float(df.at[i, "pixel_spacing_mm"]))
-            for i in df.index]
+    limits, params_problems = roi_limits(cfg) if check_images else ({}, [])
+    problems += params_problems
+    jobs = [(int(df.at[i, "_row"]), df.at[i, "patient_id"] or None, {c: df.at[i, c] for c in PATH_COLUMNS},
+             float(df.at[i, "pixel_spacing_mm"]), limits) for i in df.index]
+    warnings: list[Problem] = []
     if check_images:
         workers = max(1, min(_MAX_WORKERS, os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for found in pool.map(lambda j: _check_images(*j), jobs):  # map keeps row order: deterministic
+            for found, warned in pool.map(lambda j: _check_images(*j), jobs):  # map keeps row order: deterministic
                 problems += found
+                warnings += warned
     else:
-        for row, pid, paths, _ in jobs:
+        for row, pid, paths, _, _ in jobs:
             for col, path in paths.items():
                 if path and not os.path.isfile(path):
                     problems.append(Problem("file not found", patient=pid, column=col, file=path, row=row))
@@ -449,14 +620,22 @@ def validate_manifest(manifest_path, cfg: dict, check_images: bool = True) -> tu
     # clinical columns, then the other columns parsed as numbers where they all are
     clin_problems, parsed = _clinical_problems(df, cfg, mfile)
     problems += clin_problems
+    outcome_problems, bad_outcomes = _outcome_problems(df, cfg, mfile)
+    problems += outcome_problems
     out = _finalise(df, header_names, parsed)
 
-    # tasks
+    # tasks (a task whose outcome column has bad values is not evaluated: those values are listed already)
+    minimum = min_patients_per_class(cfg)
     for task in cfg.get("tasks", []):
+        if bad_outcomes & set(_names_in(task.get("label") or "") + _names_in(task.get("subset") or "")):
+            continue
         label, probs = _task_labels(out.assign(_row=df["_row"]), task, mfile)
         problems += probs
         if label is not None and not probs:
-            problems += _class_problems(out, label, task, mfile)
+            problems += _class_problems(out, label, task, mfile, minimum)
+    out.attrs["warnings"] = warnings
+    # one report in manifest order: header, then each data row (all its cells), then cohort-level problems
+    problems.sort(key=lambda p: (p.row is None, p.row or 0))
     return out, problems
 
 
@@ -532,15 +711,24 @@ def read_cohort_table(path, categorical=()) -> pd.DataFrame:
 # usrad validate
 
 def summary(df: pd.DataFrame, cfg: dict) -> str:
+    """``OK: N patients, M images, tasks: ...``, then the warnings of the validation (if any), one per line."""
     parts = []
     for task in cfg.get("tasks", []):
         neg, pos = class_counts(df, task)
         parts.append(f"{task['name']} ({neg} negative / {pos} positive patients)")
-    return (f"OK: {df['patient_id'].nunique()} patients, {len(df)} images, tasks: " + ", ".join(parts))
+    text = f"OK: {df['patient_id'].nunique()} patients, {len(df)} images, tasks: " + ", ".join(parts)
+    warnings = df.attrs.get("warnings") or []
+    if warnings:
+        text += f"\nWarnings ({len(warnings)}; not errors, but look at these images):\n" + "\n".join(f"  - {w}" for w in warnings)
+    return text
+
+
+VALIDATE_PROBLEMS_EXIT = 2  # the CLI's exit status for a user's mistake
 
 
 def validate_command(manifest, config_path=None) -> int:
-    """``usrad validate MANIFEST [--config FILE]``: print a summary or every problem; return the exit code."""
+    """``usrad validate MANIFEST [--config FILE]``: print a summary (and warnings) or every problem of the config
+    and the manifest; return the exit code (0 valid, 2 problems). Reads only; writes nothing."""
     from .config import load_config, validate_config
 
     try:
@@ -549,5 +737,5 @@ def validate_command(manifest, config_path=None) -> int:
         print(summary(df, cfg))
     except UsradError as err:
         print(err.render(), file=sys.stderr)
-        return 1
+        return VALIDATE_PROBLEMS_EXIT
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    with open(path) as fh:
+    path = Path(path)
+    return copy.deepcopy(_parsed_schema(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_schema(path: str, mtime_ns: int) -> dict:  # parsed once per file version, not per config
+    with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
@@ -34,7 +41,13 @@ def _extend_with_default(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultFiller = _extend_with_default(jsonschema.Draft202012Validator)
+# JSON Schema counts 4.0 as an integer; a config's integers (seed, shards, folds) must be written as integers.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, x: isinstance(x, int) and not isinstance(x, bool)))
+_DefaultFiller = _extend_with_default(_Validator)
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state limit
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -45,13 +58,20 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 def validate_config(config: dict | None, schema: dict | None = None, source: str = "config") -> dict:
     """Validate ``config``; return a copy with defaults filled. Raises UsradError listing every problem."""
     schema = schema if schema is not None else load_schema()
-    cfg = copy.deepcopy(config) if config is not None else {}
+    try:
+        cfg = copy.deepcopy(config) if config is not None else {}
+    except RecursionError:
+        raise UsradError(f"Invalid configuration in {source}", [Problem("the config is nested too deeply", file=source)]) from None
     if not isinstance(cfg, dict):
         raise UsradError(f"Invalid configuration in {source}", [Problem("the config must be a mapping of keys", file=source)])
     # Validate twice: once on the raw input (to report the user's own keys), then fill defaults.
     problems = []
-    for err in sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path))):
-        problems.append(Problem(f"key {_key_path(err)!r}: {err.message}", file=source))
+    try:
+        errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    except RecursionError:
+        raise UsradError(f"Invalid configuration in {source}", [Problem("the config is nested too deeply", file=source)]) from None
+    for err in errors:
+        problems.append(Problem(f"key {_key_path(err)!r}: {_short(err.message)}", file=source))
     if problems:
         raise UsradError(f"Invalid configuration in {source}", problems)
     for _ in _DefaultFiller(schema).iter_errors(cfg):
@@ -65,11 +85,25 @@ def validate_config(config: dict | None, schema: dict | None = None, source: str
 OUTCOME_COLUMNS = {"n_positive_nodes"}
 
 
+def _short(text: str, limit: int = 300) -> str:
+    """A schema message quotes the offending value: keep a huge value from flooding the report."""
+    return text if len(text) <= limit else text[: limit - 20] + " … (shortened)"
+
+
 def _semantic_problems(cfg: dict, source: str) -> list[Problem]:
     problems = []
+    if cfg.get("seed", 0) > MAX_SEED:
+        problems.append(Problem(f"key 'seed': {cfg['seed']} is larger than the maximum {MAX_SEED}", file=source))
+    results_dir = cfg.get("results_dir")
+    if isinstance(results_dir, str) and any(part in (".", "..") for part in results_dir.split("/")):
+        problems.append(Problem(f"key 'results_dir': {results_dir!r} contains '.' or '..'; outputs must stay under "
+                                "results/ (e.g. results/busbra)", file=source))
     names = [t["name"] for t in cfg["tasks"]]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(Problem(f"key 'tasks': task name {name!r} is used more than once", file=source))
+    if cfg["cohort"]["busbra"]["use"] and cfg["cohort"]["manifest"]:
+        problems.append(Problem("key 'cohort.busbra.use': true needs cohort.manifest null (the BUS-BRA manifest is written "
+                                "by the workflow)", file=source))
     clin = cfg["clinical"]
     for col in clin["predictors"]:
         if col in OUTCOME_COLUMNS:
@@ -80,16 +114,43 @@ def _semantic_problems(cfg: dict, source: str) -> list[Problem]:
     return problems
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found key {key!r} twice", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path, schema: dict | None = None) -> dict:
     """Read a YAML config file and validate it (UsradError on any problem)."""
     path = Path(path)
     try:
-        with open(path) as fh:
-            raw = yaml.safe_load(fh)
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise UsradError(f"Config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsradError(f"Config file {path} is a folder, not a YAML file") from None
+    except OSError as exc:
+        raise UsradError(f"Config file {path} cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise UsradError(f"Config file {path} is not UTF-8 text", [Problem(f"undecodable byte at position {exc.start}",
+                                                                           file=str(path))]) from None
     except yaml.YAMLError as exc:
-        raise UsradError(f"Config file {path} is not valid YAML", [Problem(str(exc), file=str(path))]) from None
+        raise UsradError(f"Config file {path} is not valid YAML", [Problem(_short(str(exc), 1000), file=str(path))]) from None
+    except RecursionError:
+        raise UsradError(f"Config file {path} is not valid YAML", [Problem("nested too deeply", file=str(path))]) from None
     return validate_config(raw, schema, source=str(path))
 
 

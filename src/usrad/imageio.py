@@ -32,7 +32,9 @@ silently would change every intensity feature, so that choice is left to the use
 Masks: background 0, lesion one single non-zero label (1, or 255 as written by most drawing tools, or
 any other single value); two or more different non-zero labels, an empty mask, or a size different
 from the image's are refused. Pixel (i, j) of the mask labels pixel (i, j) of the image: the mask gets
-the image's spacing, origin and direction (a mask that carries a spacing must agree within 1 %).
+the image's spacing, origin and direction (a mask that carries a spacing must agree within 1 %; a mask
+file that stores an origin and direction, e.g. NRRD/NIfTI, must have the direction of an image file that
+stores them, and its origin within half a pixel — otherwise it is flipped or shifted).
 
 Every failure raises :class:`~usrad.errors.UsradError` with one :class:`~usrad.errors.Problem` that names
 the file; the cohort layer adds patient, column and row.
@@ -123,7 +125,7 @@ def _read_raster(path: Path):
             arr = np.asarray(im)
     except Exception as exc:  # Pillow raises many types for corrupt/truncated files
         raise _fail(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
-    return arr, None
+    return arr, None, None
 
 
 def _squeeze(img: sitk.Image, path: Path) -> sitk.Image:
@@ -157,7 +159,7 @@ def _read_itk(path: Path):
         detail = next((ln.strip() for ln in reversed(msg) if ln.strip()), type(exc).__name__)
         raise _fail(path, f"not a readable image ({detail})") from None
     arr, img = _itk_array(img, path)
-    return arr, tuple(float(s) for s in img.GetSpacing())
+    return arr, tuple(float(s) for s in img.GetSpacing()), (tuple(img.GetOrigin()), tuple(img.GetDirection()))
 
 
 def _dicom_spacing(path: Path):
@@ -200,21 +202,22 @@ def _read_dicom(path: Path):
         detail = next((ln.strip() for ln in reversed(msg) if ln.strip()), type(exc).__name__)
         raise _fail(path, f"DICOM pixel data cannot be read ({detail})") from None
     arr, _ = _itk_array(img, path)
-    return arr, spacing
+    return arr, spacing, None
 
 
-def _read_any(path) -> tuple[np.ndarray, tuple[float, float] | None, Path]:
+def _read_any(path) -> tuple[np.ndarray, tuple[float, float] | None, tuple | None, Path]:
+    """(pixels, spacing or None, (origin, direction) or None, path)."""
     path = _check_file(path)
     kind = _kind(path)
     if kind == "raster":
-        arr, spacing = _read_raster(path)
+        arr, spacing, geometry = _read_raster(path)
     elif kind == "itk":
-        arr, spacing = _read_itk(path)
+        arr, spacing, geometry = _read_itk(path)
     else:
-        arr, spacing = _read_dicom(path)
+        arr, spacing, geometry = _read_dicom(path)
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise _fail(path, f"has no usable 2D pixel data (shape {arr.shape})")
-    return arr, spacing, path
+    return arr, spacing, geometry, path
 
 
 def _resolve_spacing(path: Path, file_spacing, spacing_mm) -> tuple[float, float]:
@@ -257,17 +260,48 @@ def _check_grey_levels(arr: np.ndarray, path: Path) -> None:
 
 def read_image(path, spacing_mm: float | None = None) -> sitk.Image:
     """Read one 2D grey ultrasound image as float32 with spacing in mm (see module docstring)."""
-    arr, file_spacing, path = _read_any(path)
+    arr, file_spacing, geometry, path = _read_any(path)
     spacing = _resolve_spacing(path, file_spacing, spacing_mm)
     _check_grey_levels(arr, path)  # on the stored values (all channels), before reduction to grey
     img = sitk.GetImageFromArray(_to_grey(arr, path).astype(np.float32))
     img.SetSpacing(spacing)
+    if geometry is not None:  # the file's own placement, so that read_mask can compare a mask's with it
+        img.SetMetaData(_GEOMETRY_KEY, repr((tuple(map(float, geometry[0])), tuple(map(float, geometry[1])))))
     return img
+
+
+_GEOMETRY_KEY = "usrad_file_geometry"  # (origin, direction) stored in the image file, as text
+
+
+def _file_geometry(img: sitk.Image):
+    if not img.HasMetaDataKey(_GEOMETRY_KEY):
+        return None
+    import ast
+
+    return ast.literal_eval(img.GetMetaData(_GEOMETRY_KEY))
+
+
+def _check_mask_geometry(path: Path, mask_geometry, reference: sitk.Image) -> None:
+    """A mask file that stores origin and direction must be placed like its image file (when that stores them)."""
+    ref = _file_geometry(reference)
+    if ref is None or mask_geometry is None:
+        return
+    (r_origin, r_dir), (m_origin, m_dir) = ref, mask_geometry
+    if len(r_dir) != len(m_dir) or not np.allclose(r_dir, m_dir, atol=1e-3):
+        raise _fail(path, f"mask orientation (direction {tuple(round(d, 3) for d in m_dir)}) differs from the image's "
+                          f"({tuple(round(d, 3) for d in r_dir)}): it is flipped or rotated relative to the image; "
+                          "save the mask on the image's grid")
+    tolerance = 0.5 * min(reference.GetSpacing())
+    shift = float(np.max(np.abs(np.subtract(r_origin, m_origin)))) if len(r_origin) == len(m_origin) else np.inf
+    if shift > tolerance:
+        raise _fail(path, f"mask origin {tuple(round(o, 4) for o in m_origin)} differs from the image origin "
+                          f"{tuple(round(o, 4) for o in r_origin)} by {shift:g} mm (more than half a pixel): the mask "
+                          "is shifted relative to the image; save the mask on the image's grid")
 
 
 def read_mask(path, reference: sitk.Image) -> sitk.Image:
     """Read a lesion mask as uint8 0/1 with ``reference``'s geometry (see module docstring)."""
-    arr, file_spacing, path = _read_any(path)
+    arr, file_spacing, geometry, path = _read_any(path)
     arr = _to_grey(arr, path)
     ref_size = tuple(reference.GetSize())
     size = (arr.shape[1], arr.shape[0])
@@ -278,6 +312,7 @@ def read_mask(path, reference: sitk.Image) -> sitk.Image:
         if any(abs(a - b) / b > SPACING_TOLERANCE for a, b in zip(file_spacing, ref_spacing)):
             raise _fail(path, f"mask spacing {tuple(round(s, 6) for s in file_spacing)} mm differs from the image "
                               f"spacing {tuple(round(s, 6) for s in ref_spacing)} mm by more than 1%")
+    _check_mask_geometry(path, geometry, reference)
     if not np.all(np.isfinite(arr)):
         raise _fail(path, "mask contains NaN or infinite values")
     labels = np.unique(arr)

@@ -1,4 +1,5 @@
 """Rule validate_cohort: check the manifest (every problem at once) and write the normalised cohort table."""
+import sys
 from pathlib import Path
 
 from usrad.cohort import load_cohort, summary, write_cohort_table
@@ -9,4 +10,7 @@ with rule_errors(smk):
     cfg = smk.params.config
     cohort = load_cohort(smk.input.manifest, cfg)
     write_cohort_table(cohort, smk.output.cohort)
-    Path(smk.log[0]).write_text(summary(cohort, cfg) + "\n", encoding="utf-8")
+    text = summary(cohort, cfg)
+    Path(smk.log[0]).write_text(text + "\n", encoding="utf-8")
+    if cohort.attrs.get("warnings"):  # e.g. masks touching the image border: shown, not fatal
+        print(text, file=sys.stderr)
