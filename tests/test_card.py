@@ -1,0 +1,125 @@
+"""Model cards hold the evaluation's numbers; the printable nomogram and the browser page compute the
+nomogram model exactly as `usrad predict` does (checked in headless Chromium)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_predict import fitted_task, new_patient_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED = ("format", "model", "intended_use", "simulated_data", "training_cohort", "preoperative_variables",
+            "radscore_formula", "threshold", "performance", "limitations", "versions")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, small_features, default_config):
+    return fitted_task(tmp_path_factory, small_features, default_config)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless-capable Chromium, installed by ci/setup-chromium.sh when missing."""
+    res = subprocess.run(["bash", str(REPO / "ci" / "setup-chromium.sh")], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.fail(f"ci/setup-chromium.sh failed:\n{res.stdout}\n{res.stderr}")
+    return res.stdout.strip().splitlines()[-1]
+
+
+def page_result(chromium: str, page: Path, query: dict) -> dict:
+    """The page's computed probability / total points / error after loading it with ``query``."""
+    url = page.resolve().as_uri() + "?" + urllib.parse.urlencode(query)
+    res = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--user-data-dir=" + str(page.parent / ".chromium-profile"), "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
+    dom = res.stdout
+    prob = re.search(r'id="probability" data-probability="([^"]*)"', dom)
+    assert prob, f"no #probability in the page's DOM; stderr: {res.stderr[-2000:]}"
+    pts = re.search(r'id="total-points" data-points="([^"]*)"', dom)
+    err = re.search(r'<div id="error" class="err">([^<]*)</div>', dom)
+    return {"probability": float(prob.group(1)) if prob.group(1) else None,
+            "total_points": float(pts.group(1)) if pts else None, "error": err.group(1) if err else ""}
+
+
+def test_model_card_json_holds_the_required_fields_with_the_evaluation_tables_values(fitted):
+    perf = pd.read_csv(fitted["task_dir"] / "tables" / "table3_performance.tsv", sep="\t")
+    pred = pd.read_csv(fitted["task_dir"] / "predictions.tsv", sep="\t", dtype={"patient_id": str})
+    for bundle in sorted((fitted["task_dir"] / "models").glob("*/bundle.json")):
+        name = bundle.parent.name
+        meta = json.loads(bundle.read_text())
+        card = json.loads((fitted["cards"] / f"{name}.json").read_text())
+        assert set(REQUIRED) <= set(card), name
+        assert card["model"]["name"] == name and card["model"]["model_sha256"] == meta["model_sha256"]
+        assert card["threshold"]["value"] == meta["threshold"]
+        for split in ("cv", "train", "test"):
+            row = perf[(perf.model == name) & (perf.split == split)].iloc[0]
+            got = card["performance"][split]
+            assert (got["auc"]["estimate"], got["auc"]["ci_low"], got["auc"]["ci_high"]) == (
+                row["auc"], row["auc_boot_low"], row["auc_boot_high"])
+            for m in ("sensitivity", "specificity", "ppv", "npv"):
+                assert (got[m]["estimate"], got[m]["ci_low"], got[m]["ci_high"]) == (row[m], row[f"{m}_low"],
+                                                                                      row[f"{m}_high"])
+            assert got["calibration"]["slope"]["estimate"] == row["cal_slope"]
+            assert got["calibration"]["brier"] == row["brier"]
+            assert got["n_images"] == row["n"]
+        tr = pred[(pred.model == name) & (pred.split == "train")].groupby("patient_id")["y"].max()
+        assert card["training_cohort"]["n_patients"] == len(tr) == meta["n_train_patients"]
+        assert card["training_cohort"]["n_positive_patients"] == int(tr.sum())
+        assert card["simulated_data"] is True and card["limitations"][0].startswith("SIMULATED DATA")
+        md = (fitted["cards"] / f"{name}.md").read_text()
+        assert "SIMULATED DATA" in md and f"{meta['threshold']:.4f}" in md
+        assert f"{row['auc']:.3f} ({row['auc_boot_low']:.3f}–{row['auc_boot_high']:.3f})" in md
+        if name == "clinical":
+            assert card["radscore_formula"] is None and card["preoperative_variables"]["radiomics"] == []
+        else:
+            assert card["radscore_formula"] == meta["radscore_formula"] and card["radscore_formula"] in md
+        if name == "nomogram":
+            assert card["preoperative_variables"]["clinical"] == meta["clinical_independent"]
+
+
+def test_printable_nomogram_is_written_as_png_and_pdf_at_journal_width(fitted):
+    from PIL import Image
+
+    png, pdf = fitted["cards"] / "nomogram.png", fitted["cards"] / "nomogram.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    w, h = Image.open(png).size
+    assert abs(w - 183 / 25.4 * 300) < 3 and h > 600
+    page = (fitted["cards"] / "nomogram.html").read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the page must not load anything from the network"
+    assert "data:image/png;base64," in page and "SIMULATED" in page
+
+
+def test_browser_page_computes_the_cli_probabilities_of_three_patients(fitted, small_cohort, chromium, tmp_path):
+    from usrad.cli import main
+
+    mem = pd.read_parquet(fitted["memory"])
+    pids = sorted(mem[(mem.model == "nomogram") & (mem.split == "test")]["patient_id"].unique())[:3]
+    manifest = new_patient_manifest(small_cohort, pids, tmp_path / "new.csv")
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--model", str(fitted["task_dir"] / "models" / "nomogram"), "--manifest", str(manifest),
+                 "--out", str(out), "--features", str(fitted["features_path"]), "--quiet"]) == 0
+    cli = pd.read_csv(out, dtype={"patient_id": str}, float_precision="round_trip").set_index("patient_id")
+    raw = pd.read_csv(manifest, dtype=str, keep_default_na=False).set_index("patient_id")
+    spec = json.loads(re.search(r"const MODEL = (\{.*?\});\n", (fitted["cards"] / "nomogram.html").read_text()).group(1))
+    names = [v["name"] for v in spec["variables"]]
+    assert names[0] == "rad_score"
+    seen = []
+    for pid in pids:
+        query = {"rad_score": repr(float(cli.at[pid, "rad_score"]))}
+        query.update({n: raw.at[pid, n] for n in names[1:]})
+        got = page_result(chromium, fitted["cards"] / "nomogram.html", query)
+        assert got["error"] == ""
+        assert got["probability"] == pytest.approx(cli.at[pid, "probability"], rel=1e-9, abs=0), pid
+        assert got["total_points"] == pytest.approx(cli.at[pid, "total_points"], rel=1e-9, abs=1e-9), pid
+        seen.append(got["probability"])
+    assert len(set(seen)) == 3 and np.ptp(seen) > 1e-3  # three different patients, not one default value
+    # a missing rad-score is an error on the page, not a probability
+    got = page_result(chromium, fitted["cards"] / "nomogram.html", {n: raw.at[pids[0], n] for n in names[1:]})
+    assert got["probability"] is None and "value missing" in got["error"]
