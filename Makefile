@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench paper clean
+.PHONY: install demo test bench bench-real paper clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The whole workflow on the real BUS-BRA images (internal + external validation), baseline, leakage probe.
+bench-real: install
+	$(BIN)/python bench/bench_busbra.py --cores $(CORES)
 
 clean:
 	rm -rf results .snakemake

@@ -17,11 +17,13 @@ include: "rules/features.smk"
 include: "rules/models.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 rule all:
     input:
         all_targets(),
+        predict_targets(),
     default_target: True
 
 

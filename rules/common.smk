@@ -1,6 +1,7 @@
 # Shared helpers: config validation (fills schema defaults) and small named functions used as
 # input/params by the rules. No rule logic here.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,10 +21,15 @@ except UsradError as err:
 config.clear()
 config.update(_validated)
 
-RESULTS = "results"
+RESULTS = config["results_dir"]
 ENV = "../envs/usrad.yaml"
 N_SHARDS = config["extraction"]["shards"]
 SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
+
+wildcard_constraints:
+    task="|".join(re.escape(t["name"]) for t in config["tasks"]),
+    shard=r"\d+",
+
 
 localrules:
     all,
@@ -33,9 +39,11 @@ localrules:
 
 
 def manifest_path():
-    """The cohort manifest: the user's, or the simulated demo cohort's."""
+    """The cohort manifest: the user's, BUS-BRA's (written by rule busbra_manifest) or the simulated demo cohort's."""
     if config["cohort"]["manifest"]:
         return config["cohort"]["manifest"]
+    if config["cohort"]["busbra"]["use"]:
+        return f"{RESULTS}/cohort/busbra_manifest.tsv"
     return f"{RESULTS}/demo/manifest.tsv"
 
 
@@ -57,6 +65,13 @@ def validated_config():
     return dict(config)
 
 
+def validation_config():
+    """Keys validate_cohort reads: clinical, tasks, the PyRadiomics params (minimum ROI), CV sizes (patients per class)."""
+    return {**config_part("clinical", "tasks", "radiomics_params"),
+            "modelling": {"cv_folds": config["modelling"]["cv_folds"]},
+            "split": {"test_size": config["split"]["test_size"]}}
+
+
 def config_part(*keys):
     """Only the config keys a rule reads, as its params: changing another key does not rerun it."""
     return {key: config[key] for key in keys}
@@ -66,8 +81,18 @@ def shard_index(wildcards):
     return int(wildcards.shard)
 
 
+def perturbation_params():
+    """Perturbed reader-1 masks for the ICC filter (extraction.perturbed_masks) and their seed."""
+    ext = config["extraction"]
+    return {"n": ext["perturbed_masks"], "radius_px": ext["perturbation_radius_px"], "seed": config["seed"]}
+
+
+def busbra_manifest_params():
+    return dict(config["cohort"]["busbra"], seed=config["seed"])
+
+
 def feature_cache_dir():
-    return f"{RESULTS}/features/cache"
+    return config["extraction"]["cache_dir"] or f"{RESULTS}/features/cache"
 
 
 def feature_shards():
@@ -111,6 +136,8 @@ def evaluation_targets():
     for task in task_names():
         out += [f"{RESULTS}/{task}/figures/{n}.{ext}" for n in TASK_FIGURES for ext in ("png", "pdf")]
         out += [f"{RESULTS}/{task}/tables/{n}.tsv" for n in TASK_TABLES]
+        if config["modelling"]["ablation"]:
+            out += [f"{RESULTS}/{task}/tables/ablation.tsv", f"{RESULTS}/{task}/figures/ablation.png"]
     return out
 
 
@@ -119,7 +146,7 @@ def main_snakefile():
 
 
 def is_demo():
-    return not config["cohort"]["manifest"]
+    return not config["cohort"]["manifest"] and not config["cohort"]["busbra"]["use"]
 
 
 def ground_truth_input():
@@ -141,7 +168,7 @@ def paper_targets():
 def all_targets():
     targets = [f"{RESULTS}/features/features.parquet"]
     targets += [f"{RESULTS}/{task}/predictions.tsv" for task in task_names()]
-    if not config["cohort"]["manifest"] and busbra_dir():
+    if is_demo() and busbra_dir():
         targets.append(f"{RESULTS}/demo/figures/simulated_vs_busbra.png")
     targets += paper_targets()
     return targets

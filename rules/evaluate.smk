@@ -60,3 +60,31 @@ rule evaluate_task:
         ENV
     script:
         "../workflow/scripts/evaluate_task.py"
+
+
+rule ablation:
+    input:
+        features=f"{RESULTS}/features/features.parquet",
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        split=f"{RESULTS}/split/split.tsv",
+    output:
+        table=report(f"{RESULTS}/{{task}}/tables/ablation.tsv", caption="../report/ablation.rst",
+                     category="Radiomics signature", subcategory="{task}"),
+        png=report(f"{RESULTS}/{{task}}/figures/ablation.png", caption="../report/ablation.rst",
+                   category="Radiomics signature", subcategory="{task}"),
+        pdf=f"{RESULTS}/{{task}}/figures/ablation.pdf",
+    params:
+        config=config_part("seed", "clinical", "modelling", "tasks"),
+        n_boot=n_boot(),
+    log:
+        f"{RESULTS}/logs/{{task}}/ablation.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{task}}/ablation.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/ablation.py"

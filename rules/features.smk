@@ -12,6 +12,7 @@ rule extract_shard:
         shard=shard_index,
         n_shards=N_SHARDS,
         cache_dir=feature_cache_dir(),
+        perturbation=perturbation_params(),
     log:
         f"{RESULTS}/logs/extract/{{shard}}.log",
     benchmark:

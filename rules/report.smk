@@ -62,6 +62,7 @@ rule summary:
     params:
         tasks=task_names(),
         demo=is_demo(),
+        results_dir=RESULTS,
     log:
         f"{RESULTS}/logs/summary.log",
     threads: 1

@@ -1,4 +1,4 @@
-"""Command-line entry point: `usrad simulate | validate | extract`.
+"""Command-line entry point: `usrad simulate | validate | extract | predict | busbra-manifest`.
 
 A user's mistake (UsradError) prints its message and exits with status 2, never a traceback.
 """
@@ -40,6 +40,37 @@ def _cmd_extract(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    import warnings
+
+    from .predict import UnseenLevelWarning, VersionWarning, predict_manifest
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VersionWarning)
+        warnings.simplefilter("always", UnseenLevelWarning)
+        table = predict_manifest(args.model, args.manifest, out=args.out, features=args.features,
+                                 cache_dir=args.cache_dir, progress=not args.quiet)
+    for w in caught:
+        if issubclass(w.category, (VersionWarning, UnseenLevelWarning)):
+            print(f"usrad predict: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    n_pos = int((table["decision"] == "positive").sum())
+    print(f"{len(table)} image(s) of {table['patient_id'].nunique()} patient(s) scored with "
+          f"{table['model'].iloc[0]} ({table['task'].iloc[0]}); {n_pos} at or above the threshold "
+          f"{table['threshold'].iloc[0]:.3f}; written to {args.out}")
+    return 0
+
+
+def _cmd_busbra(args) -> int:
+    from .busbra import write_manifest
+
+    df = write_manifest(args.busbra_dir, args.out, n_images=args.n_images, seed=args.seed,
+                        pixel_spacing_mm=args.pixel_spacing_mm)
+    print(f"BUS-BRA manifest written: {args.out} ({len(df)} images of {df['patient_id'].nunique()} patients)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usrad", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=None, help="PyRadiomics params YAML (default: the config's radiomics_params)")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("busbra-manifest", help="write a manifest of the BUS-BRA dataset (task malignancy)")
+    p.add_argument("busbra_dir", help="BUS-BRA folder (with bus_data.csv, Images/, Masks/)")
+    p.add_argument("--out", required=True, help="manifest to write (.tsv)")
+    p.add_argument("--n-images", type=int, default=None, help="reproducible subset of whole patients (default: all)")
+    p.add_argument("--seed", type=int, default=20240611)
+    p.add_argument("--pixel-spacing-mm", type=float, default=0.1, help="assumed pixel size (PNGs carry none)")
+    p.set_defaults(func=_cmd_busbra)
+
+    p = sub.add_parser("predict", help="score new patients with a trained model bundle (probability, rad-score, "
+                                       "decision, contributions, nomogram points)")
+    p.add_argument("--model", required=True, help="bundle folder, e.g. results/metastasis/models/nomogram")
+    p.add_argument("--manifest", required=True, help="manifest of the new patients (no outcome column needed)")
+    p.add_argument("--out", required=True, help="output table (.csv, else tab-separated)")
+    p.add_argument("--features", default=None,
+                   help="already extracted feature table (.parquet) with the bundle's PyRadiomics parameters; "
+                        "default: extract from the manifest's images")
+    p.add_argument("--cache-dir", default=None, help="feature cache (e.g. results/features/cache)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -30,6 +30,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,7 @@ DEFAULTS = {
     "redundancy": {"threshold": 0.9},
     "mrmr": {"n_features": None},
     "lasso": {"cv_folds": 10, "n_C": 30, "one_se_rule": True, "scoring": "neg_log_loss"},
+    "ablation": False,
 }
 
 
@@ -446,7 +448,10 @@ def _check_clinical(cohort_df, rows, task_cfg, clinical_cfg, source="cohort tabl
     predictors = list(clinical_cfg.get("predictors", []))
     categorical = list(clinical_cfg.get("categorical", []))
     outcome = set(OUTCOME_COLUMNS) | set(_names_in(task_cfg["label"])) | set(_names_in(task_cfg.get("subset") or ""))
-    problems = [Problem(f"{c!r} is an outcome of task {task_cfg['name']!r}, not a preoperative predictor",
+    problems = [] if predictors else [Problem(
+        "no clinical predictor: the clinical, nomogram and combined models need at least one preoperative variable",
+        file="config clinical.predictors")]
+    problems += [Problem(f"{c!r} is an outcome of task {task_cfg['name']!r}, not a preoperative predictor",
                         column=c, file="config clinical.predictors") for c in predictors if c in outcome]
     problems += [Problem("clinical predictor is not a column of the cohort table", column=c, file=source)
                  for c in predictors if c not in cohort_df.columns]
@@ -511,6 +516,17 @@ def _youden(y, p) -> float:
     return youden_threshold(y, p)
 
 
+def nomogram_inputs(pipeline, X_train: pd.DataFrame) -> dict:
+    """``{input column: {min, max, binary}}`` of a nomogram pipeline's logistic inputs on the training rows."""
+    Z = pipeline.named_steps["features"].transform(X_train)
+    out = {}
+    for c in Z.columns:
+        v = Z[c].to_numpy(float)
+        v = v[np.isfinite(v)]
+        out[str(c)] = {"min": float(v.min()), "max": float(v.max()), "binary": bool(set(np.unique(v)) <= {0.0, 1.0})}
+    return out
+
+
 def _versions() -> dict:
     import importlib.metadata as md
 
@@ -558,10 +574,8 @@ def fit_task(features_df: pd.DataFrame, cohort_df: pd.DataFrame, split_df: pd.Da
                          out_dir, feature_meta)
 
 
-def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg, seed, n_jobs, out_dir,
-              feature_meta):
-    from .bundle import save_bundle
-
+def _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg) -> SimpleNamespace:
+    """Rows, labels, split and design matrix of one task (shared by :func:`fit_task` and the ablation)."""
     cfg = modelling_settings(modelling_cfg)
     task = task_cfg["name"]
     cohort = cohort_df.copy()
@@ -596,17 +610,36 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
         raise UsradError(f"Task {task!r}: too few training patients to cross-validate", [Problem(
             f"training set has {n_pat.get(0, 0)} negative and {n_pat.get(1, 0)} positive patients; "
             f"modelling.cv_folds = {cfg['cv_folds']} needs at least that many of each", column="split")])
+    return SimpleNamespace(cfg=cfg, task=task, cohort=cohort, rows=rows, predictors=predictors,
+                           categorical=categorical, impute=impute, rep=rep, copy_reader=copy_reader, X=X,
+                           rad_cols=rad_cols, y_all=y_all, split_all=split_all, tr=tr, Xtr=Xtr, ytr=ytr,
+                           groups_tr=groups_tr)
 
-    cw = cfg["class_weight"]
-    lasso = cfg["lasso"]
-    signature = signature_pipeline(
-        rad_cols, icc_threshold=rep["icc_threshold"] if copy_reader else None, icc_form=rep["icc_form"],
+
+def _signature(columns, cfg: dict, copy_reader, seed) -> Pipeline:
+    """The unfitted radiomics signature on ``columns`` with the task's modelling settings."""
+    rep, lasso = cfg["reproducibility"], cfg["lasso"]
+    return signature_pipeline(
+        columns, icc_threshold=rep["icc_threshold"] if copy_reader else None, icc_form=rep["icc_form"],
         copy_suffix=f"@{copy_reader}" if copy_reader else "@none",
         nzv_freq_cut=cfg["near_zero_variance"]["freq_cut"], nzv_unique_cut=cfg["near_zero_variance"]["unique_cut"],
         univariate_p=cfg["univariate"]["p_threshold"], univariate_min_features=cfg["univariate"]["min_features"],
         redundancy_threshold=cfg["redundancy"]["threshold"], mrmr_n_features=cfg["mrmr"]["n_features"],
         lasso_cv=lasso["cv_folds"], lasso_n_C=lasso["n_C"], lasso_one_se_rule=lasso["one_se_rule"],
-        lasso_scoring=lasso["scoring"], class_weight=cw, random_state=seed)
+        lasso_scoring=lasso["scoring"], class_weight=cfg["class_weight"], random_state=seed)
+
+
+def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg, seed, n_jobs, out_dir,
+              feature_meta):
+    from .bundle import save_bundle
+
+    d = _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
+    cfg, task, rows, predictors, categorical, impute = d.cfg, d.task, d.rows, d.predictors, d.categorical, d.impute
+    rep, copy_reader, X, y_all, split_all = d.rep, d.copy_reader, d.X, d.y_all, d.split_all
+    tr, Xtr, ytr, groups_tr = d.tr, d.Xtr, d.ytr, d.groups_tr
+    cw = cfg["class_weight"]
+    lasso = cfg["lasso"]
+    signature = _signature(d.rad_cols, cfg, copy_reader, seed)
     p_clin = cfg["clinical_p_threshold"]
     enc_template = clinical_branch(predictors, categorical, impute)
     clin_uni = clinical_branch(predictors, categorical, impute, p_clin, "univariable")
@@ -791,8 +824,63 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
             meta = dict(common, model=name, kind=m["kind"], classifier=m["classifier"],
                         hyperparameters=m["params"], cv_auc=m["cv_auc"], threshold=thresholds[name],
                         input_columns=list(map(str, X.columns)))
+            if name == "nomogram":  # training ranges of its inputs: the nomogram scales (usrad.card, usrad.predict)
+                meta["nomogram_inputs"] = nomogram_inputs(m["pipeline"], Xtr)
             save_bundle(m["pipeline"], out / "models" / name, meta)
     return predictions
+
+
+# --------------------------------------------------------------------------- feature-class ablation
+#: Feature classes of the ablation, by PyRadiomics feature name ``{image type}_{class}_{feature}``.
+FEATURE_CLASSES = ("shape", "firstorder", "texture", "filtered", "all")
+_TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+
+def feature_class(name: str) -> str:
+    """``shape`` / ``firstorder`` / ``texture`` (original image) or ``filtered`` (LoG, wavelet, … images)."""
+    image_type, cls = (name.split("_") + ["", ""])[:2]
+    if image_type != "original":
+        return "filtered"
+    if cls.startswith("shape"):
+        return "shape"
+    return "firstorder" if cls == "firstorder" else "texture" if cls in _TEXTURE else "other"
+
+
+def feature_class_ablation(features_df: pd.DataFrame, cohort_df: pd.DataFrame, split_df: pd.DataFrame,
+                           task_cfg: dict, modelling_cfg: dict | None, clinical_cfg: dict, seed: int,
+                           n_boot: int = 2000, classes=FEATURE_CLASSES) -> pd.DataFrame:
+    """Where the signal lives: the rad-score signature refitted on one feature class at a time.
+
+    For each class the whole signature (ICC, NZV, Mann–Whitney, redundancy, LASSO) is fitted on the training
+    rows restricted to that class's features, exactly as for the full rad-score, and scored on every split.
+    Returns one row per class and split with the number of input and selected features, AUC and its
+    patient-level bootstrap 95% CI (``metrics.bootstrap_auc``).
+    """
+    from .metrics import bootstrap_auc
+
+    with threadpool_limits(limits=1):
+        d = _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
+        groups = d.X.index.get_level_values("patient_id").to_numpy()
+        out = []
+        for cls in classes:
+            cols = [c for c in d.rad_cols if cls == "all" or feature_class(c) == cls]
+            if not cols:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                sig = _signature(cols, d.cfg, d.copy_reader, seed).fit(d.Xtr, d.ytr)
+            p = sig.predict_proba(d.X)[:, 1]
+            n_sel = len(sig.named_steps["lasso"].get_feature_names_out())
+            splits = np.where(d.tr, "train", d.split_all)
+            for split in ("train", "test", "external"):
+                m = splits == split
+                if not m.any() or len(set(d.y_all[m])) < 2:
+                    continue
+                b = bootstrap_auc(d.y_all[m], p[m], groups=groups[m], n_boot=n_boot, seed=seed)
+                out.append(dict(task=d.task, feature_class=cls, split=split, n_features=sum("@" not in c for c in cols),
+                                n_selected=n_sel, n_images=int(m.sum()), n_patients=len(set(groups[m])),
+                                auc=b["auc"], auc_low=b["low"], auc_high=b["high"]))
+    return pd.DataFrame(out)
 
 
 # --------------------------------------------------------------------------- synthetic data (tests, docs)

@@ -571,6 +571,14 @@ def cohort_report(cohort: pd.DataFrame, split: pd.DataFrame, cfg: Mapping, out_d
                                class_labels={0: "N0", 1: "N+"} if first == "metastasis" else
                                {0: "Negative", 1: "Positive"})
     counts = counts.assign(task=first)
+    ext = split.assign(patient_id=split["patient_id"].astype(str), image_id=split["image_id"].astype(str))
+    ext = ext[ext["split"] == "external"]
+    if len(ext) and first:  # the external set (never trained on) is counted too; Table 1 and the flow show train/test
+        y_ext = labels[first].set_axis(cohort["image_id"].astype(str).to_numpy()).reindex(ext["image_id"]).dropna()
+        counts = pd.concat([counts, pd.DataFrame([{
+            "split": "external", "patients": ext.loc[ext["image_id"].isin(y_ext.index), "patient_id"].nunique(),
+            "images": len(y_ext), "positive": int((y_ext == 1).sum()), "negative": int((y_ext == 0).sum()),
+            "task": first}])], ignore_index=True)[counts.columns]
     plots.write_table(counts, out_dir / "cohort_counts")
     return {"table1": t1, "counts": counts}
 
@@ -724,7 +732,7 @@ def _settings_value(tab_file: Path, key: str) -> str:
 
 
 def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None, demo: bool = True,
-                  ground_truth=None, split_file="results/split/split.tsv") -> tuple[str, pd.DataFrame]:
+                  ground_truth=None, results_dir: str = "results") -> tuple[str, pd.DataFrame]:
     """The methods-and-results summary (markdown, optional HTML) and its sources table.
 
     ``root`` is the working directory holding ``results/``; every number in the text is read from a
@@ -733,7 +741,8 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     ``results/report/oracle_auc.tsv`` (AUC of the Bayes-optimal probabilities on the test set).
     """
     root = Path(root)
-    R = "results"
+    R = str(results_dir).rstrip("/")
+    split_file = f"{R}/split/split.tsv"
     rep_dir = root / R / "report"
     src = _Sources(root)
     ref_file = rep_dir / "reference_study.tsv"
@@ -747,7 +756,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
         L.append("> **Simulated data.** These results come from the simulated demo cohort, not from patients; "
                  "they show that the workflow runs end to end and recovers a known signal.")
         L.append("")
-    L.append("Every number below is read from a file under `results/`; `results/report/summary_sources.tsv` "
+    L.append(f"Every number below is read from a file under `{R}/`; `{R}/report/summary_sources.tsv` "
              "lists each one with its file and location.")
     L.append("")
     # ---------------- methods
@@ -760,13 +769,19 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     L.append(f"**Cohort and split.** {n_pat} patients ({n_img} images) were split at patient level into a training "
              f"set of {n_tr} and a test set of {n_te} patients, stratified by every task's outcome "
              f"(`{split_file}`); all images of a patient are in the same set, so no patient informs both "
-             "training and testing. Baseline characteristics: `results/report/table1.tsv`.")
+             f"training and testing. Baseline characteristics: `{R}/report/table1.tsv`.")
+    if "external" in set(pd.read_csv(root / counts, sep="\t")["split"]):
+        n_ext = src.num("patients_external", counts, "col=patients;split=external", "d")
+        n_ext_img = src.num("images_external", counts, "col=images;split=external", "d")
+        L.append(f"An external validation set of {n_ext} patients ({n_ext_img} images), selected by "
+                 f"`split.by_column`, was never used for training, selection or tuning.")
     L.append("")
     pyr = src.num("pyradiomics_version", feat, "meta:/versions/pyradiomics", "s")
     sitk = src.num("simpleitk_version", feat, "meta:/versions/SimpleITK", "s")
     bw = src.num("bin_width", feat, "params:/setting/binWidth", "g")
+    settings = resolve_source(root, feat, "params:/setting") or {}
     sig = [src.num(f"log_sigma_{i}", feat, f"params:/setting/sigma/{i}", "g")
-           for i in range(len(resolve_source(root, feat, "params:/setting/sigma") or []))]
+           for i in range(len(settings.get("sigma") or []))] if "LoG" in (resolve_source(root, feat, "params:/imageType") or {}) else []
     n_feat = src.num("n_features", feat, "meta:/feature_counts/total", "d")
     by_class = resolve_source(root, feat, "meta:/feature_counts/by_class")
     cls_txt = ", ".join(f"{c} {src.num(f'n_features_{c}', feat, f'meta:/feature_counts/by_class/{c}', 'd')}"
@@ -774,7 +789,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     image_types = resolve_source(root, feat, "params:/imageType")
     L.append(f"**Feature extraction.** PyRadiomics {pyr} (SimpleITK {sitk}) on two-dimensional images and masks, "
              f"fixed bin width {bw}, image types `{', '.join(image_types)}`"
-             + (f" (Laplacian of Gaussian with sigma {', '.join(sig)} mm; one-level wavelet)" if sig else "")
+             + (f" (Laplacian of Gaussian with sigma {', '.join(sig)} mm)" if sig else "")
              + f"; {n_feat} features per image ({cls_txt}). The parameter file and its `SHA-256` are stored in the "
              "feature table's metadata.")
     L.append("")
@@ -783,7 +798,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     icc_form = _settings_value(root / settings0, "icc_form")
     icc_thr = _settings_value(root / settings0, "icc_threshold")
     if icc_thr:
-        L.append(f"**Reproducibility.** Features were computed from a second reading "
+        L.append(f"**Reproducibility.** Features were computed from a second segmentation "
                  f"({_settings_value(root / settings0, 'icc_source')}); features with "
                  f"`{icc_form}` (two-way random, absolute agreement, single measurement) below "
                  f"{src.num('icc_threshold', settings0, 'col=value;key=icc_threshold', 'g')} were dropped, "
@@ -877,15 +892,15 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
             if d["y"].nunique() == 2:
                 oracle_rows.append({"task": task, "split": "test", "n": len(d), "auc": metrics.auc(d["y"], d[col])})
     plots.write_table(pd.DataFrame(oracle_rows, columns=["task", "split", "n", "auc"]), rep_dir / "oracle_auc")
-    L.append("## Demo results beside the reference study")
-    L.append("")
-    L.append("| task | metric | this run (" + ("simulated data" if demo else "this cohort") + ", test set) | "
-             "reference study (published) |" + (" oracle (Bayes-optimal, simulated) |" if oracle_rows else ""))
-    L.append("|---|---|---|---|" + ("---|" if oracle_rows else ""))
-    for _, r in REFERENCE_STUDY.iterrows():
+    shown_ref = REFERENCE_STUDY[REFERENCE_STUDY["task"].isin(tasks)]
+    if not shown_ref.empty:  # only for the reference study's outcomes
+        L.append("## Demo results beside the reference study")
+        L.append("")
+        L.append("| task | metric | this run (" + ("simulated data" if demo else "this cohort") + ", test set) | "
+                 "reference study (published) |" + (" oracle (Bayes-optimal, simulated) |" if oracle_rows else ""))
+        L.append("|---|---|---|---|" + ("---|" if oracle_rows else ""))
+    for _, r in shown_ref.iterrows():
         task, metric = r["task"], r["metric"]
-        if task not in tasks:
-            continue
         perf = f"{R}/{task}/tables/table3_performance.tsv"
         fmt = ".3f" if metric == "auc" else "%"
         ours = src.num(f"{task}_{metric}_demo", perf, f"col={metric};model=combined;split=test", fmt)

@@ -5,4 +5,5 @@ from usrad.extract import extract_shard
 smk = snakemake  # noqa: F821 (injected by the script directive)
 with rule_errors(smk), open(smk.log[0], "w") as log:
     extract_shard(smk.input.cohort, smk.input.params, shard=int(smk.params.shard),
-                  n_shards=int(smk.params.n_shards), out_path=smk.output[0], cache_dir=smk.params.cache_dir, log=log)
+                  n_shards=int(smk.params.n_shards), out_path=smk.output[0], cache_dir=smk.params.cache_dir, log=log,
+                  perturbation=dict(smk.params.perturbation))

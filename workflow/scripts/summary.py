@@ -10,4 +10,5 @@ with rule_errors(smk):
     gt = smk.input.ground_truth  # a list: one file for the demo cohort, empty for a real one
     gt = [gt] if isinstance(gt, str) else list(gt)
     write_summary(".", smk.params.tasks, smk.output.md, smk.output.sources, out_html=smk.output.html,
-                  demo=smk.params.demo, ground_truth=gt[0] if gt else None)
+                  demo=smk.params.demo, ground_truth=gt[0] if gt else None,
+                  results_dir=smk.params.results_dir)
