@@ -2,6 +2,9 @@
 
 1. Simulates the 671-patient demo cohort (two reader masks) into bench/work/demo (reused if present).
 2. Extraction stage vs PyRadiomics' batch CLI (bench_extraction.py) -> bench/results/extraction.tsv.
+3. The whole pipeline at 168, 671 and 2,684 patients (bench_scaling.py; ~1.5 h on 2 idle cores, most of it
+   the 2,684-patient run) -> bench/results/scaling.tsv, scaling_fit.tsv, scaling.png/.pdf.
+   ``--skip-scaling`` leaves it out, ``--sizes 168,671`` runs fewer sizes.
 """
 from __future__ import annotations
 
@@ -34,10 +37,20 @@ def main() -> int:
     parser.add_argument("--n-patients", type=int, default=671)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--skip-extraction", action="store_true", help="do not run the extraction benchmark")
+    parser.add_argument("--skip-scaling", action="store_true", help="do not run the scaling benchmark")
+    parser.add_argument("--sizes", default="168,671,2684", help="cohort sizes of the scaling benchmark")
     args = parser.parse_args()
-    cohort = demo_cohort_table(args.n_patients, args.seed)
-    cmd = [sys.executable, str(HERE / "bench_extraction.py"), str(cohort), "--cores", str(args.cores)]
-    return subprocess.call(cmd)
+    if not args.skip_extraction:
+        cohort = demo_cohort_table(args.n_patients, args.seed)
+        cmd = [sys.executable, str(HERE / "bench_extraction.py"), str(cohort), "--cores", str(args.cores)]
+        rc = subprocess.call(cmd)
+        if rc:
+            return rc
+    if not args.skip_scaling:
+        cmd = [sys.executable, str(HERE / "bench_scaling.py"), "--sizes", args.sizes, "--cores", str(args.cores)]
+        return subprocess.call(cmd)
+    return 0
 
 
 if __name__ == "__main__":

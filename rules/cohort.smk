@@ -11,7 +11,7 @@ rule simulate:
         f"{RESULTS}/logs/simulate.log",
     benchmark:
         f"{RESULTS}/benchmarks/simulate.tsv"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
@@ -44,10 +44,11 @@ rule compare_busbra:
 rule validate_cohort:
     input:
         manifest=manifest_path(),
+        params=radiomics_params(),
     output:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
     params:
-        config=config_part("clinical", "tasks"),
+        config=validation_config(),
     log:
         f"{RESULTS}/logs/validate_cohort.log",
     threads: 2
@@ -58,3 +59,17 @@ rule validate_cohort:
         ENV
     script:
         "../workflow/scripts/validate_cohort.py"
+
+
+rule busbra_manifest:
+    output:
+        f"{RESULTS}/cohort/busbra_manifest.tsv",
+    params:
+        busbra=busbra_dir(),
+        settings=busbra_manifest_params(),
+    log:
+        f"{RESULTS}/logs/busbra_manifest.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/busbra_manifest.py"

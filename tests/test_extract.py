@@ -196,7 +196,8 @@ def test_cached_second_run_does_not_call_pyradiomics_and_gives_identical_values(
     def refuse(*args, **kwargs):
         raise AssertionError("PyRadiomics was called although every result is cached")
 
-    monkeypatch.setattr(featureextractor.RadiomicsFeatureExtractor, "execute", refuse)
+    for method in ("execute", "computeShape", "computeFeatures"):  # the per-mask and the shared-filter paths
+        monkeypatch.setattr(featureextractor.RadiomicsFeatureExtractor, method, refuse)
     log2 = io.StringIO()
     second = extract_cohort(cohort, PARAMS, cache_dir=cache, progress=False, log=log2)
     assert _summary(log2) | {"wall_seconds": 0} == {"images": 3, "pairs": 5, "cached": 5, "extracted": 0,
@@ -297,3 +298,96 @@ def test_shard_tables_cover_the_cohort_and_an_empty_shard_has_full_columns(cohor
     assert meta == empty_meta
     pd.testing.assert_frame_equal(back, table, check_exact=True)
     assert len(merged) == 5
+
+
+# ------------------------------------------------------------------ filtered images shared by the masks of an image
+def _three_masks(image, r1, r2, image_id="IMG"):
+    """Reader 1, reader 2 (or a second perturbed copy) and perturbed copy p1 of one image, as extract_cohort builds them."""
+    from usrad.extract import perturbed_mask
+
+    return [r1, r2 if r2 is not None else perturbed_mask(r1, image_id, 2, 3, 0), perturbed_mask(r1, image_id, 1, 3, 0)]
+
+
+def _assert_shared_equals_execute(extractor, image, masks):
+    from usrad.extract import EXTRACTION_ERRORS
+
+    assert extractor.sharing_blockers() == []
+    shared = extractor.extract_many(image, masks)
+    for mask, ours in zip(masks, shared):
+        assert not isinstance(ours, EXTRACTION_ERRORS), ours
+        ref = extractor._extractor.execute(image, mask)  # PyRadiomics' own per-mask pipeline
+        ref = {k: float(v) for k, v in ref.items() if not k.startswith("diagnostics_")}
+        assert list(ours) == list(ref) and len(ref) == len(extractor.expected_features())
+        np.testing.assert_allclose(list(ours.values()), list(ref.values()), rtol=1e-12, atol=0)
+    assert len({tuple(ours.values()) for ours in shared}) == 3, "three different masks, three feature vectors"
+
+
+def test_shared_filter_features_equal_pyradiomics_execute_per_mask_on_a_simulated_image():
+    from usrad.extract import get_extractor
+    from usrad.simulate import simulate_patient
+
+    _, rend = simulate_patient(1234, 3)
+    arrays = [rend["image"].astype(np.float32), rend["mask_r1"], rend["mask_r2"]]
+    image, r1, r2 = (sitk.GetImageFromArray(a) for a in arrays)
+    for img in (image, r1, r2):
+        img.SetSpacing((rend["spacing"], rend["spacing"]))
+    _assert_shared_equals_execute(get_extractor(PARAMS), image, _three_masks(image, r1, r2))
+
+
+def test_shared_filter_features_equal_pyradiomics_execute_per_mask_on_a_busbra_image(busbra_dir):
+    from usrad.extract import get_extractor
+    from usrad.imageio import read_image, read_mask
+
+    image = read_image(busbra_dir / "Images" / "bus_0002-l.png", 0.1)
+    r1 = read_mask(busbra_dir / "Masks" / "mask_0002-l.png", image)
+    _assert_shared_equals_execute(get_extractor(PARAMS), image, _three_masks(image, r1, None, "bus_0002-l"))
+
+
+def test_precrop_params_fall_back_to_execute_for_every_mask(cohort, tmp_path, monkeypatch):
+    """With preCrop the filtered images depend on the mask, so they must not be shared."""
+    from usrad.extract import Extractor
+
+    params = tmp_path / "precrop.yaml"
+    params.write_text(yaml.safe_dump(_params_with(preCrop=True)))
+    extractor = Extractor(params)
+    assert extractor.sharing_blockers() == ["preCrop"]
+    rec = cohort.iloc[0]
+    image, r1, r2 = (sitk.ReadImage(rec[c]) for c in ("image", "mask", "mask_reader2"))
+    calls = []
+    execute = extractor._extractor.execute
+    monkeypatch.setattr(extractor._extractor, "execute", lambda im, m: calls.append(m) or execute(im, m))
+    out = extractor.extract_many(image, [r1, r2])
+    assert len(calls) == 2
+    for mask, ours in zip((r1, r2), out):
+        assert ours == _direct(rec["image"], rec["mask"] if mask is r1 else rec["mask_reader2"], params)
+
+
+def test_a_mask_pyradiomics_refuses_fails_alone_and_the_other_masks_of_the_image_are_extracted(cohort):
+    from usrad.extract import get_extractor
+
+    rec = cohort.iloc[0]
+    image, r1 = sitk.ReadImage(rec["image"]), sitk.ReadImage(rec["mask"])
+    tiny = np.zeros((SIZE, SIZE), np.uint8)
+    tiny[50:55, 50:55] = 1
+    small = sitk.GetImageFromArray(tiny)
+    small.CopyInformation(r1)
+    bad, good = get_extractor(PARAMS).extract_many(image, [small, r1])
+    assert isinstance(bad, ValueError) and "ROI is too small" in str(bad)
+    assert good == _direct(rec["image"], rec["mask"])
+
+
+def test_numpy_bin_edges_equal_pyradiomics_get_bin_edges_and_are_used_for_the_pinned_version():
+    from radiomics import imageoperations
+
+    from usrad.extract import _bin_edges, _fast_bin_edges
+
+    original = imageoperations.getBinEdges
+    with _fast_bin_edges():
+        assert imageoperations.getBinEdges is _bin_edges, "pyradiomics 3.1.4 (requirements.txt) gets the fast path"
+    assert imageoperations.getBinEdges is original
+    rng = np.random.default_rng(3)
+    cases = [rng.normal(0, 40, 5000), rng.uniform(0, 255, 3000).astype(np.float32), np.full(50, 10.0),
+             np.full(50, 7.3), np.array([-12.5, 3.0, 250.0]), rng.integers(0, 256, 400)]
+    for values in cases:
+        for kwargs in ({"binWidth": 5}, {"binWidth": 25}, {}, {"binCount": 16}):
+            np.testing.assert_array_equal(_bin_edges(values, **kwargs), original(values, **kwargs))

@@ -144,6 +144,14 @@ def test_same_seed_gives_byte_identical_files_and_patients_do_not_depend_on_coho
     assert _hashes(c)["images/SIM0001.nrrd"] != ha["images/SIM0001.nrrd"]
 
 
+def test_cohort_rendered_in_two_processes_is_byte_identical_to_one_process(tmp_path):
+    one = sim.simulate_cohort(tmp_path / "one", n_patients=6, seed=SEED, progress=False, n_jobs=1).parent
+    two = sim.simulate_cohort(tmp_path / "two", n_patients=6, seed=SEED, progress=False, n_jobs=2).parent
+    h1, h2 = _hashes(one), _hashes(two)
+    assert len(h1) == 6 * 3 + 2 and h1 == h2
+    assert len(set(h1.values())) == len(h1), "every file differs from every other"
+
+
 def test_interrupted_run_leaves_no_manifest_and_no_temporary_folder(tmp_path, monkeypatch):
     calls = {"n": 0}
     real_write = sim._write_nrrd

@@ -4,6 +4,13 @@
   shard only.
 * :func:`extract_cohort` imports ``radiomics`` once per process, reads each image once and extracts
   every reader's mask from it (``r1`` from column ``mask``, ``r2`` from ``mask_reader2`` when given).
+  The filtered images (LoG sigmas, wavelet bands) of an image are computed once and shared by all its masks
+  (:meth:`Extractor.extract_many`, PyRadiomics' own functions, values equal to ``execute()`` per mask), unless
+  the params make them depend on the mask (``preCrop``, resampling, resegmentation): then ``execute()`` per mask.
+* With ``perturbation={"n": k, "radius_px": r, "seed": s}``, every reader-1 mask also gives k perturbed
+  copies (readers ``p1`` … ``pk``; :func:`usrad.selection.perturb_mask`: erosion, dilation or a shift of up
+  to ``r`` pixels, drawn from a generator seeded by ``s``, the image ID and k), for the ICC filter of a
+  cohort without a second reader. They are reproducible and cached like the readers' masks.
 * With ``cache_dir``, each image × mask result is stored in one small JSON file keyed by the SHA-256 of
   the image file, of the mask file, of the params file, the pixel spacing given in the cohort and the
   PyRadiomics version; a cached result is reused without reading the image or calling PyRadiomics.
@@ -98,6 +105,73 @@ def provenance(params_path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- extractor
+# PyRadiomics image types whose generator ignores the mask (checked in radiomics/imageoperations.py 3.1.x):
+# their filtered images can be shared by all masks of one image.
+MASK_FREE_IMAGE_TYPES = frozenset({"Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm",
+                                   "Exponential", "Gradient", "LBP2D"})
+# What PyRadiomics raises for an image/mask it cannot extract: reported as a Problem for that mask.
+EXTRACTION_ERRORS = (ValueError, RuntimeError, AssertionError, IndexError, ZeroDivisionError)
+# getBinEdges versions whose fixed-bin-width branch _bin_edges reproduces (same source, checked by hash).
+_BIN_EDGES_SOURCE_SHA256 = {"54f0c0b681c0b3a6753cacf4e6ada8b956cc6886143fc91da9c0fb107c7e5c94"}  # pyradiomics 3.1.4
+
+
+def _bin_edges_patchable(original) -> bool:
+    import inspect
+
+    try:
+        src = inspect.getsource(original)
+    except (OSError, TypeError):
+        return False
+    return hashlib.sha256(src.encode("utf-8")).hexdigest() in _BIN_EDGES_SOURCE_SHA256
+
+
+class _fast_bin_edges:
+    """Within the block, ``radiomics.imageoperations.getBinEdges`` takes the ROI's minimum and maximum with
+    numpy (``ndarray.min``) instead of Python's ``min``/``max`` looping over the array elements, which was ~25 %
+    of PyRadiomics' time on our images. Same values, same arithmetic; applied only to the PyRadiomics source
+    it was checked against (SHA-256 of getBinEdges' source), only for a fixed bin width and NaN-free values;
+    everything else goes to PyRadiomics' own function.
+    """
+
+    _original = None
+    _patchable: bool | None = None
+
+    def __enter__(self):
+        from radiomics import imageoperations
+
+        cls = type(self)
+        if cls._original is None:
+            cls._original = imageoperations.getBinEdges
+            cls._patchable = _bin_edges_patchable(cls._original)
+        if cls._patchable:
+            imageoperations.getBinEdges = _bin_edges
+        return self
+
+    def __exit__(self, *exc):
+        from radiomics import imageoperations
+
+        if type(self)._original is not None:
+            imageoperations.getBinEdges = type(self)._original
+        return False
+
+
+def _bin_edges(parameterValues, **kwargs):  # noqa: N803 (PyRadiomics' signature)
+    original = _fast_bin_edges._original
+    binWidth = kwargs.get("binWidth", 25)  # noqa: N806
+    if kwargs.get("binCount") is not None or not isinstance(parameterValues, np.ndarray) or parameterValues.size == 0:
+        return original(parameterValues, **kwargs)
+    minimum, maximum = parameterValues.min(), parameterValues.max()
+    if np.isnan(minimum) or np.isnan(maximum):
+        return original(parameterValues, **kwargs)
+    # From here on PyRadiomics 3.1 getBinEdges, verbatim.
+    lowBound = minimum - (minimum % binWidth)  # noqa: N806
+    highBound = maximum + 2 * binWidth  # noqa: N806
+    binEdges = np.arange(lowBound, highBound, binWidth)  # noqa: N806
+    if len(binEdges) == 1:
+        binEdges = [binEdges[0] - .5, binEdges[0] + .5]  # noqa: N806
+    return binEdges
+
+
 class Extractor:
     """One configured PyRadiomics extractor (per params file and process)."""
 
@@ -117,8 +191,104 @@ class Extractor:
 
     def extract(self, image, mask) -> dict[str, float]:
         """Features (diagnostics dropped) of one image and mask, in PyRadiomics' order. Raises PyRadiomics' errors."""
-        result = self._extractor.execute(image, mask)
+        with _fast_bin_edges():
+            result = self._extractor.execute(image, mask)
         return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+
+    def sharing_blockers(self) -> list[str]:
+        """Why the filtered images of an image cannot be shared by its masks (empty list: they can).
+
+        ``execute()`` filters the image after loading it with the mask; the filtered images depend on the mask
+        only when the image is cropped (``preCrop``), resampled (``resampledPixelSpacing``) or resegmented
+        (``resegmentRange``) with it, or for a filter that reads the mask (LBP3D, or one unknown to this code).
+        ``normalize`` uses whole-image statistics (``imageoperations.normalizeImage``), so it does not block.
+        """
+        settings = self._extractor.settings
+        blockers = []
+        if settings.get("preCrop"):
+            blockers.append("preCrop")
+        if settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None:
+            blockers.append("resampledPixelSpacing")
+        if settings.get("resegmentRange") is not None:
+            blockers.append("resegmentRange")
+        blockers += [f"imageType {t}" for t in self._extractor.enabledImagetypes if t not in MASK_FREE_IMAGE_TYPES]
+        return blockers
+
+    def extract_many(self, image, masks) -> list:
+        """Features of one image for each of ``masks``: per mask a dict as :meth:`extract` gives, or the exception
+        PyRadiomics raised for that mask (one of :data:`EXTRACTION_ERRORS`; other errors propagate).
+
+        When :meth:`sharing_blockers` is empty, every filtered image (LoG sigma, wavelet band, ...) is computed
+        once and every mask's features come from it, through PyRadiomics' own steps of ``execute()`` in its
+        order: ``getMask``, ``normalizeImage``, ``checkMask``, ``computeShape`` on the original image, the
+        ``imageoperations.get<Type>Image`` generators, ``cropToTumorMask`` and ``computeFeatures``. The values
+        equal ``execute()`` per mask. Otherwise each mask goes through ``execute()``.
+        """
+        if self.sharing_blockers():
+            return [self._try_extract(image, m) for m in masks]
+        with _fast_bin_edges():
+            results = self._extract_shared(image, masks)
+        return [r if isinstance(r, BaseException) else
+                {k: float(v) for k, v in r.items() if not k.startswith("diagnostics_")} for r in results]
+
+    def _try_extract(self, image, mask):
+        try:
+            return self.extract(image, mask)
+        except EXTRACTION_ERRORS as exc:
+            return exc
+
+    def _extract_shared(self, image, masks) -> list:
+        from itertools import chain
+
+        from radiomics import featureextractor, imageoperations
+
+        ex = self._extractor
+        settings = ex.settings.copy()
+        settings["additionalInfo"] = False  # diagnostics are dropped anyway
+        if featureextractor.geometryTolerance != settings.get("geometryTolerance"):
+            ex._setTolerance()
+        results: list = [None] * len(masks)
+        prepared: dict[int, tuple] = {}  # mask index -> (mask, bounding box)
+        for i, raw in enumerate(masks):  # loadImage (getMask) and checkMask, as execute() does per mask
+            try:
+                mask = imageoperations.getMask(raw, **settings)
+                prepared[i] = (mask, None)
+            except EXTRACTION_ERRORS as exc:
+                results[i] = exc
+        if settings.get("normalize", False):
+            image = imageoperations.normalizeImage(image, **settings)
+        for i in list(prepared):
+            mask = prepared[i][0]
+            try:
+                box, corrected = imageoperations.checkMask(image, mask, **settings)
+                if corrected is not None:
+                    mask = corrected
+                results[i] = ex.computeShape(image, mask, box, **settings)
+                prepared[i] = (mask, box)
+            except EXTRACTION_ERRORS as exc:
+                results[i] = exc
+                del prepared[i]
+        if not prepared:
+            return results
+        generators = []
+        for image_type, custom in ex.enabledImagetypes.items():
+            args = settings.copy()
+            args.update(custom)
+            generators = chain(generators, getattr(imageoperations, f"get{image_type}Image")(image, masks[0], **args))
+        try:
+            for filtered, type_name, kwargs in generators:
+                for i in list(prepared):
+                    mask, box = prepared[i]
+                    try:
+                        cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, box, padDistance=0)
+                        results[i].update(ex.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
+                    except EXTRACTION_ERRORS as exc:
+                        results[i] = exc
+                        del prepared[i]
+        except EXTRACTION_ERRORS as exc:  # a filter failed: execute() would fail for every mask
+            for i in prepared:
+                results[i] = exc
+        return results
 
     def expected_features(self) -> list[str]:
         """The feature names these params give for a 2D image, from a run on a fixed synthetic image."""
@@ -190,6 +360,32 @@ def _given(value) -> bool:
     return str(value).strip() != ""
 
 
+def perturbation_settings(perturbation) -> tuple[int, int, int]:
+    """``(n, radius_px, seed)`` of a perturbation spec (None or n = 0: no perturbed masks)."""
+    if not perturbation:
+        return 0, 1, 0
+    return int(perturbation.get("n", 0)), int(perturbation.get("radius_px", 2)), int(perturbation.get("seed", 0))
+
+
+def perturbed_mask(mask, image_id: str, k: int, radius_px: int, seed: int):
+    """The k-th perturbed copy (SimpleITK, reference geometry) of a reader-1 mask; reproducible."""
+    import SimpleITK as sitk
+
+    from .selection import perturb_mask
+
+    digest = hashlib.sha256(f"{int(seed)}:{image_id}:{int(k)}".encode("utf-8")).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    arr = perturb_mask(sitk.GetArrayFromImage(mask), rng, mode="random", radius=radius_px, max_shift=radius_px)
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(mask)
+    return out
+
+
+def _perturbed_sha(mask_sha: str, image_id: str, k: int, radius_px: int, seed: int) -> str:
+    blob = json.dumps(["perturb", mask_sha, str(image_id), int(k), int(radius_px), int(seed)])
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 def _spacing(value) -> float | None:
     if not _given(value):
         return None
@@ -222,7 +418,7 @@ class _Progress:
 
 # -------------------------------------------------------------------------------------------- cohort
 def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progress: bool = True,
-                   log=None) -> pd.DataFrame:
+                   log=None, perturbation=None) -> pd.DataFrame:
     """Feature table rows (see :mod:`usrad.features`) for every image × reader of a normalised cohort table.
 
     Every image is read once; its reader masks are extracted from that one image. All bad images/masks
@@ -243,6 +439,7 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
     n_cached = n_extracted = 0
     extraction_seconds = 0.0
     bar = _Progress(len(cohort_df), log, progress)
+    n_perturbed, radius_px, perturb_seed = perturbation_settings(perturbation)
 
     for rec in cohort_df.to_dict("records"):
         patient, image_id = str(rec["patient_id"]), str(rec["image_id"])
@@ -250,8 +447,15 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
         jobs = [(reader, col, str(rec[col])) for reader, col in READERS if _given(rec.get(col))]
         try:
             image_sha = file_sha256(rec["image"])
-            keyed = [(reader, col, path, cache_key(image_sha, file_sha256(path), extractor.params_sha256,
-                                                   spacing, extractor.version)) for reader, col, path in jobs]
+            keyed = []
+            for reader, col, path in jobs:
+                mask_sha = file_sha256(path)
+                keyed.append((reader, col, path, 0, cache_key(image_sha, mask_sha, extractor.params_sha256,
+                                                              spacing, extractor.version)))
+                if reader == "r1":  # perturbed copies of reader 1's mask: readers p1 … pn
+                    keyed += [(f"p{k}", col, path, k, cache_key(
+                        image_sha, _perturbed_sha(mask_sha, image_id, k, radius_px, perturb_seed),
+                        extractor.params_sha256, spacing, extractor.version)) for k in range(1, n_perturbed + 1)]
         except OSError as exc:
             bad = exc.filename or rec["image"]
             col = next((c for _, c, p in jobs if p == bad), "image")
@@ -260,33 +464,46 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
             continue
 
         image = None
-        for reader, col, path, key in keyed:
+        masks = {}  # path -> mask read for this image (a perturbed copy reuses reader 1's)
+        found: dict[str, dict[str, float]] = {}  # reader -> features (cache or fresh)
+        todo = []  # (reader, col, path, key, mask) still to extract
+        for reader, col, path, k, key in keyed:
             feats = _cache_load(cache, key)
             if feats is not None:
                 n_cached += 1
-            else:
-                try:
-                    if image is None:
-                        image = read_image(rec["image"], spacing)
-                except UsradError as err:
-                    problems.extend(_locate(err, patient, "image", str(rec["image"])))
-                    break
-                try:
-                    mask = read_mask(path, image)
-                except UsradError as err:
-                    problems.extend(_locate(err, patient, col, path))
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    feats = extractor.extract(image, mask)
-                except (ValueError, RuntimeError, AssertionError, IndexError, ZeroDivisionError) as exc:
-                    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                found[reader] = feats
+                continue
+            try:
+                if image is None:
+                    image = read_image(rec["image"], spacing)
+            except UsradError as err:
+                problems.extend(_locate(err, patient, "image", str(rec["image"])))
+                break
+            try:
+                if path not in masks:
+                    masks[path] = read_mask(path, image)
+                mask = masks[path]
+            except UsradError as err:
+                problems.extend(_locate(err, patient, col, path))
+                masks[path] = None
+                continue
+            if mask is None:
+                continue  # reader 1's mask is bad: already reported
+            if k:
+                mask = perturbed_mask(mask, image_id, k, radius_px, perturb_seed)
+            todo.append((reader, col, path, key, mask))
+        if todo:  # all masks of this image in one call: the filtered images are computed once
+            t0 = time.perf_counter()
+            results = extractor.extract_many(image, [t[-1] for t in todo])
+            extraction_seconds += time.perf_counter() - t0
+            expected = extractor.expected_features()
+            for (reader, col, path, key, _), feats in zip(todo, results):
+                if isinstance(feats, BaseException):
+                    msg = str(feats).strip().splitlines()[0] if str(feats).strip() else type(feats).__name__
                     problems.append(Problem(f"PyRadiomics cannot extract features from this image and mask: {msg}",
                                             patient=patient, column=col, file=path))
                     continue
-                extraction_seconds += time.perf_counter() - t0
                 n_extracted += 1
-                expected = extractor.expected_features()
                 if list(feats) != expected:
                     missing = [n for n in expected if n not in feats]
                     problems.append(Problem(
@@ -295,8 +512,11 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
                         patient=patient, column=col, file=path))
                     continue
                 _cache_store(cache, key, feats)
-            names = names or list(feats)
-            rows.append({"patient_id": patient, "image_id": image_id, "reader": reader, **feats})
+                found[reader] = feats
+        for reader, *_ in keyed:  # rows in the readers' order, as before
+            if reader in found:
+                names = names or list(found[reader])
+                rows.append({"patient_id": patient, "image_id": image_id, "reader": reader, **found[reader]})
         bar.step(n_cached)
 
     if problems:
@@ -317,7 +537,8 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
     return df
 
 
-def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path, cache_dir=None, log=None) -> pd.DataFrame:
+def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path, cache_dir=None, log=None,
+                  perturbation=None) -> pd.DataFrame:
     """Extract the patients of one shard of the cohort table and write their feature table to ``out_path``.
 
     A shard without patients gets an empty table with the full columns and metadata, so the merge is uniform.
@@ -329,6 +550,6 @@ def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path,
     cohort = read_cohort_table(cohort_path)
     rows = shard_rows(cohort, shard, n_shards)
     log.write(f"extract: shard {shard}/{n_shards}: {rows['patient_id'].nunique()} patients, {len(rows)} images\n")
-    df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log)
+    df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log, perturbation=perturbation)
     write_feature_table(df, out_path, provenance(params_path))
     return df

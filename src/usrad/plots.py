@@ -296,14 +296,18 @@ FPR_GRID = np.linspace(0, 1, 101)
 
 
 def _roc_points(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Empirical ROC (positive iff p >= t), optionally with case weights ``w`` (B, n) → (B, k) arrays."""
+    """Empirical ROC (positive iff p >= t), optionally with case weights ``w`` (B, n) → (B, k) arrays.
+
+    The per-score-level positive and negative weights of all B resamples are one sparse product each (no
+    loop over resamples); with count weights the sums are exact, as with a per-resample ``np.bincount``.
+    """
+    import scipy.sparse
+
     levels, inv = np.unique(p, return_inverse=True)
-    ww = np.ones((1, len(p))) if w is None else w
-    pos = np.zeros((ww.shape[0], len(levels)))
-    neg = np.zeros_like(pos)
-    for b in range(ww.shape[0]):
-        pos[b] = np.bincount(inv, weights=ww[b] * y, minlength=len(levels))
-        neg[b] = np.bincount(inv, weights=ww[b] * (1 - y), minlength=len(levels))
+    ww = np.ones((1, len(p))) if w is None else np.asarray(w, dtype=float)
+    onehot = scipy.sparse.csr_matrix((np.ones(len(p)), (np.arange(len(p)), inv)), shape=(len(p), len(levels)))
+    pos = np.asarray((onehot.T @ (ww * y).T).T)
+    neg = np.asarray((onehot.T @ (ww * (1 - y)).T).T)
     # thresholds from high to low: cumulative counts of p >= level
     tp = np.cumsum(pos[:, ::-1], axis=1)
     fp = np.cumsum(neg[:, ::-1], axis=1)
@@ -315,7 +319,12 @@ def _roc_points(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> tu
 
 
 def _tpr_on_grid(fpr: np.ndarray, tpr: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Upper ROC envelope (max TPR) at each grid FPR, per row."""
+    """Upper ROC envelope (max TPR) at each grid FPR, per row.
+
+    A loop over rows on purpose: one ``np.interp`` + ``searchsorted`` per resample costs ~30 µs, and the
+    vectorised alternatives measured (a rows × points × grid comparison, one lexsort merging all rows with the
+    grid) were 1.5–2× slower on the demo's 2,000 resamples.
+    """
     out = np.empty((fpr.shape[0], len(grid)))
     for b in range(fpr.shape[0]):
         # for a vertical step the TPR at that FPR is the highest one reached
@@ -451,6 +460,44 @@ def forest_figure(predictions: pd.DataFrame, stem, task: str | None = None, mode
         fig.suptitle(title)
     save_figure(fig, stem)
     return data
+
+
+ABLATION_TITLES = {"shape": "Shape", "firstorder": "First-order", "texture": "Texture",
+                   "filtered": "Filtered (LoG, wavelet)", "all": "All features"}
+
+
+@_styled
+def ablation_figure(ablation: pd.DataFrame, stem, title: str | None = None) -> None:
+    """Feature-class ablation (:func:`usrad.models.feature_class_ablation`): AUC (95% CI) of the rad-score
+    refitted on each feature class, one marker per split, with the number of selected/input features."""
+    classes = [c for c in ABLATION_TITLES if c in set(ablation["feature_class"])]
+    splits = [s for s in SPLITS if s in set(ablation["split"])]
+    n, k = len(classes), len(splits)
+    fig = _figure(SINGLE, (30 + (3 + 2 * k) * n) * MM)
+    ax = fig.subplots()
+    offsets = dict(zip(splits, np.linspace(-0.17, 0.17, k) if k > 1 else [0.0]))
+    for r, cls in enumerate(classes):
+        for split in splits:
+            d = ablation[(ablation["feature_class"] == cls) & (ablation["split"] == split)]
+            if d.empty:
+                continue
+            row = d.iloc[0]
+            ax.errorbar(row["auc"], r + offsets[split], xerr=[[row["auc"] - row["auc_low"]],
+                                                              [row["auc_high"] - row["auc"]]],
+                        color=SPLIT_COLOURS[split], mec=SPLIT_COLOURS[split], ms=4, lw=1, capsize=1.5,
+                        marker=_SPLIT_MARKERS[split], mfc="white" if split == "train" else SPLIT_COLOURS[split],
+                        label=SPLIT_TITLES[split] if r == 0 else None)
+    counts = ablation.drop_duplicates("feature_class").set_index("feature_class")
+    labels = [f"{ABLATION_TITLES[c]}\n{int(counts.loc[c, 'n_selected'])} of {int(counts.loc[c, 'n_features'])} features"
+              for c in classes]
+    lo = min(0.5, math.floor(ablation["auc_low"].min() * 10) / 10)
+    ax.axvline(0.5, ls=":", lw=0.7, color="#7F7F7F")
+    ax.set(xlim=(lo - 0.02, 1.005), ylim=(n - 0.5, -0.5), yticks=range(n), yticklabels=labels,
+           xlabel="AUC (95% CI) of the refitted rad-score")
+    ax.legend(loc="lower left", ncols=k, bbox_to_anchor=(0, 1.0), borderaxespad=0.2, handletextpad=0.3)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,4 +10,5 @@ logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s
 with rule_errors(smk):
     manifest = Path(smk.output.manifest)
     sim = smk.params.sim
-    simulate_cohort(manifest.parent, n_patients=int(sim["n_patients"]), seed=int(sim["seed"]))
+    simulate_cohort(manifest.parent, n_patients=int(sim["n_patients"]), seed=int(sim["seed"]),
+                    n_jobs=smk.threads)
