@@ -35,6 +35,8 @@ rule compare_busbra:
         busbra=busbra_dir(),
     log:
         f"{RESULTS}/logs/compare_busbra.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/compare_busbra.tsv"
     conda:
         ENV
     script:
@@ -51,6 +53,8 @@ rule validate_cohort:
         config=validation_config(),
     log:
         f"{RESULTS}/logs/validate_cohort.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/validate_cohort.tsv"
     threads: 2
     resources:
         mem_mb=2000,
@@ -69,6 +73,8 @@ rule busbra_manifest:
         settings=busbra_manifest_params(),
     log:
         f"{RESULTS}/logs/busbra_manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/busbra_manifest.tsv"
     conda:
         ENV
     script:

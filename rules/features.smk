@@ -36,6 +36,8 @@ rule merge_features:
         f"{RESULTS}/features/features.parquet",
     log:
         f"{RESULTS}/logs/merge_features.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge_features.tsv"
     conda:
         ENV
     script:

@@ -11,6 +11,8 @@ rule split:
         config=config_part("clinical", "tasks", "split", "seed"),
     log:
         f"{RESULTS}/logs/split.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/split.tsv"
     conda:
         ENV
     script:

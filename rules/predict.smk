@@ -54,6 +54,8 @@ rule model_card:
         task_description=task_description,
     log:
         f"{RESULTS}/logs/{{task}}/model_card.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{task}}/model_card.tsv"
     threads: 1
     resources:
         mem_mb=1500,
@@ -82,6 +84,8 @@ rule predict:
         cache_dir=f"{RESULTS}/predict/cache",
     log:
         f"{RESULTS}/logs/predict/{{task}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{task}}/{{model}}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

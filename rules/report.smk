@@ -15,6 +15,8 @@ rule cohort_report:
         config=validated_config(),
     log:
         f"{RESULTS}/logs/cohort_report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cohort_report.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -37,6 +39,8 @@ rule workflow_diagram:
         targets=["paper"],
     log:
         f"{RESULTS}/logs/workflow_diagram.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/workflow_diagram.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -65,6 +69,8 @@ rule summary:
         results_dir=RESULTS,
     log:
         f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
     threads: 1
     resources:
         mem_mb=1000,
