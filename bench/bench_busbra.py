@@ -58,7 +58,7 @@ def model_rows(results: str, run: str) -> list[dict]:
     pred = pd.read_csv(REPO / pred_file, sep="\t", dtype={"patient_id": str})
     best = json.loads((REPO / results / TASK / "models" / "radscore" / "bundle.json").read_text())["radiomics_best_model"]
     rows = []
-    for model in ["radscore", best, "clinical", "nomogram", "combined"]:
+    for model in dict.fromkeys(["radscore", best, "clinical", "nomogram", "combined"]):
         for split in ("test", "external"):
             d = pred[(pred["model"] == model) & (pred["split"] == split)]
             if d.empty:
@@ -125,8 +125,9 @@ def leakage_rows(results: str, seed: int) -> list[dict]:
     rows = []
     for where in ("inside", "ring", "outside"):
         auc, lo, hi = auc_ci(counts["malignant"], counts[where], counts["patient_id"])
-        rows.append(dict(run="leakage", measure=f"AUC of annotation-pixel count {where} the lesion"
-                         + (" (5 px ring)" if where == "ring" else ""), split="all", value=auc, low=lo, high=hi,
+        place = {"inside": "inside", "ring": "in a 5 px ring around", "outside": "away from"}[where]
+        rows.append(dict(run="leakage", measure=f"AUC of annotation-pixel count {place} the lesion", split="all",
+                         value=auc, low=lo, high=hi,
                          n_images=len(counts), n_patients=counts["patient_id"].nunique(),
                          source=f"{results}/cohort/cohort.tsv"))
     rows.append(dict(run="leakage", measure="images with annotation pixels inside the mask (fraction)", split="all",
