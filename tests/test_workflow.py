@@ -52,6 +52,9 @@ def test_default_config_plans_simulation_validation_and_sharded_extraction(tmp_p
     assert jobs == {"simulate": 1, "validate_cohort": 1, "extract_shard": 16, "merge_features": 1}
 
 
+PREDICTIONS = ("results/metastasis/predictions.tsv", "results/burden/predictions.tsv")
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, small_cohort):
     """The whole pipeline (up to every task's predictions) on the small cohort minus its last patient."""
@@ -60,7 +63,7 @@ def small_run(tmp_path_factory, small_cohort):
     first = small_cohort.parent / "first.tsv"
     manifest.iloc[:-1].to_csv(first, sep="\t", index=False)
     write_config(workdir, cohort={"manifest": str(first)})
-    run_snakemake(workdir)
+    run_snakemake(workdir, *PREDICTIONS)
     return workdir, manifest, first
 
 
@@ -70,7 +73,7 @@ def test_same_seed_gives_byte_identical_predictions_and_bundles_with_1_and_2_cor
     outputs = sorted((workdir / "results").glob("*/predictions.tsv")) + sorted((workdir / "results").glob("*/models/*/model.skops"))
     assert len(outputs) >= 2 * 12
     before = {p: p.read_bytes() for p in outputs}
-    run_snakemake(workdir, "--forcerun", "split", "fit_task", "--cores", "1")
+    run_snakemake(workdir, "--cores", "1", "--forcerun", "split", "fit_task", "--", *PREDICTIONS)
     changed = [str(p.relative_to(workdir)) for p in outputs if p.read_bytes() != before[p]]
     assert not changed, f"differ between --cores 2 and --cores 1: {changed}"
 
@@ -89,7 +92,7 @@ def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(sma
     assert meta["params_sha256"]
 
     # Unchanged workflow: nothing to do.
-    assert planned_jobs(workdir) == {}
+    assert planned_jobs(workdir, *PREDICTIONS) == {}
 
     # One more patient: the shard jobs rerun (the cohort table changed), but the per-image cache means
     # only the new patient's images reach PyRadiomics.
