@@ -137,14 +137,15 @@ def leakage_rows(results: str, seed: int) -> list[dict]:
     test_ids = set(split.loc[split["split"] == "test", "image_id"])
     test = cohort[cohort["image_id"].isin(test_ids)].copy()
     tmp = Path(tempfile.mkdtemp(prefix="busbra-inpainted-"))
-    for i, r in enumerate(test.itertuples()):
+    inpainted = []
+    for r in test.itertuples():
         image = read_image(r.image, r.pixel_spacing_mm)
         grey = sitk.GetArrayFromImage(image)
         clean = sitk.GetImageFromArray(inpaint_annotations(grey, annotation_pixels(grey)).astype(np.float32))
         clean.CopyInformation(image)
-        out = tmp / f"{r.image_id}.nrrd"
-        sitk.WriteImage(clean, str(out))
-        test.loc[test["image_id"] == r.image_id, "image"] = str(out)
+        inpainted.append(str(tmp / f"{r.image_id}.nrrd"))
+        sitk.WriteImage(clean, inpainted[-1])
+    test["image"] = inpainted
     test["pixel_spacing_mm"] = np.nan  # the NRRD carries the spacing
     model, meta = load_bundle(REPO / results / TASK / "models" / "radscore")
     params = tmp / "params.yaml"

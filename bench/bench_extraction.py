@@ -40,6 +40,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import run_snakemake  # noqa: E402
 PARAMS = REPO / "config" / "radiomics.yaml"
 TARGET = "results/features/features.parquet"
 
@@ -140,12 +142,7 @@ def run_ours(cohort_tsv: Path, work: Path, snakefile: Path, cores: int, shards: 
     (work / "config.yaml").write_text(yaml.safe_dump({"radiomics_params": str(PARAMS), "extraction": {"shards": shards}}))
     cmd = [str(BIN / "snakemake"), "-s", str(snakefile), "--directory", str(work), "--configfile",
            str(work / "config.yaml"), "--cores", str(cores), "--allowed-rules", *rules, "--", TARGET]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    (work / "snakemake.out").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        sys.exit(f"snakemake failed ({proc.returncode}); see {work / 'snakemake.out'}\n{proc.stderr[-3000:]}")
+    wall = run_snakemake(cmd, work)
     summaries = []
     for path in sorted(work.rglob("*")):
         if path.is_file() and (path.suffix == ".log" or "logs" in path.relative_to(work).parts):

@@ -25,7 +25,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -40,6 +39,7 @@ REPO = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE))
 from bench_extraction import machine_info  # noqa: E402
+from benchlib import run_snakemake  # noqa: E402
 
 DEFAULT_SIZES = (168, 671, 2684)
 _START = re.compile(r"^(?:local)?rule (\w+):$")
@@ -137,12 +137,7 @@ def run_size(work: Path, n: int, cores: int, resimulate: bool) -> dict:
            "--configfile", str(REPO / "config" / "config.yaml"), str(work / "config.yaml"),
            "--cores", str(cores), "--rerun-triggers", "mtime"]
     print(f"[{time.strftime('%H:%M:%S')}] n={n}: {' '.join(cmd)}", flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    (work / "snakemake.out").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        sys.exit(f"snakemake failed ({proc.returncode}) at n={n}; see {work / 'snakemake.out'}\n{proc.stderr[-3000:]}")
+    wall = run_snakemake(cmd, work, f" at n={n}")
     summary = {"n_patients": n, "cores": cores, "wall_s": round(wall, 2),
                "kept_simulation": (work / "kept_simulation").read_text().strip() == "yes"}
     (work / "bench.json").write_text(json.dumps(summary))

@@ -66,10 +66,6 @@ rule model_card:
         "../workflow/scripts/model_card.py"
 
 
-# fit_task's {task} would also match "predict/<task>/<model>" (its wildcard is unconstrained)
-ruleorder: predict > fit_task
-
-
 rule predict:
     wildcard_constraints:
         task="[A-Za-z][A-Za-z0-9_]*",
