@@ -12,7 +12,9 @@ From the run it takes
 * every job's wall time from snakemake's own log (``[date]`` before ``rule X:`` and ``Finished jobid``),
   summed per stage: ``simulate``, then the rules file a rule lives in (``cohort``, ``features``, ``models``,
   ``evaluate``, ``report``, ``predict``);
-* every job's peak memory (``max_rss``, MiB) from the ``benchmark:`` TSVs of the rules that have one;
+* every job's peak memory (MiB): summed RSS and PSS of its process tree, sampled every 0.5 s
+  (``benchlib.JobMemory``, kept in ``job_memory.json``); the ``benchmark:`` TSVs' ``max_rss`` (sampled every
+  30 s) only for runs made before the watcher;
 
 and writes ``bench/results/scaling.tsv`` (one row per size × stage, with machine info), the fitted
 log-log exponent of time against patients per stage and in total (``bench/results/scaling_fit.tsv``; 1.0 =
@@ -79,6 +81,27 @@ def job_times(snakemake_log: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rule", "jobid", "start", "end", "seconds"])
 
 
+def script_stages(repo: Path = REPO) -> dict[str, str]:
+    """Rule script file name (``fit_task.py``) -> stage, from the ``script:`` of each rule."""
+    stages, out = rule_stages(repo), {}
+    for smk in sorted((repo / "rules").glob("*.smk")):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            rule = block.split(":", 1)[0].strip()
+            if m := re.search(r'script:\s*"[^"]*?(\w+\.py)"', block):
+                out[m.group(1)] = stages.get(rule, "other")
+    return out
+
+
+def job_memory(work: Path) -> pd.DataFrame | None:
+    """``script``, ``stage``, ``rss_mib``, ``pss_mib`` per job from the watcher's ``job_memory.json`` (or None)."""
+    path = work / "job_memory.json"
+    if not path.exists():
+        return None
+    df = pd.DataFrame(json.loads(path.read_text()), columns=["script", "rss_mib", "pss_mib", "processes"])
+    df["stage"] = df["script"].map(lambda s: script_stages().get(s, "other"))
+    return df
+
+
 def benchmark_memory(results: Path) -> pd.DataFrame:
     """``file``, ``s``, ``max_rss`` (MiB), ``cpu_time`` (s) of every benchmark TSV under ``results/benchmarks``."""
     rows = []
@@ -137,7 +160,7 @@ def run_size(work: Path, n: int, cores: int, resimulate: bool) -> dict:
            "--configfile", str(REPO / "config" / "config.yaml"), str(work / "config.yaml"),
            "--cores", str(cores), "--rerun-triggers", "mtime"]
     print(f"[{time.strftime('%H:%M:%S')}] n={n}: {' '.join(cmd)}", flush=True)
-    wall = run_snakemake(cmd, work, f" at n={n}")
+    wall = run_snakemake(cmd, work, f" at n={n}", watch_memory=True)
     summary = {"n_patients": n, "cores": cores, "wall_s": round(wall, 2),
                "kept_simulation": (work / "kept_simulation").read_text().strip() == "yes"}
     (work / "bench.json").write_text(json.dumps(summary))
@@ -153,6 +176,18 @@ def collect(work: Path, summary: dict, stages: dict[str, str]) -> pd.DataFrame:
     jobs["stage"] = jobs["rule"].map(lambda r: stages.get(r, "other"))
     mem = benchmark_memory(results)
     mem["stage"] = mem["file"].map(_stage_of_benchmark)
+    watched = job_memory(work)
+    if watched is not None and summary["kept_simulation"]:  # the reused simulation was not watched
+        watched = watched[watched["stage"] != "simulate"]
+
+    def peaks(stage=None):
+        """Peak summed RSS and PSS of one job (of ``stage``), sampled every 0.5 s; benchmark max_rss if unwatched."""
+        if watched is not None and len(w := watched if stage is None else watched[watched["stage"] == stage]):
+            return {"peak_rss_mib": round(float(w["rss_mib"].max()), 1),
+                    "peak_pss_mib": round(float(w["pss_mib"].max()), 1)}
+        m = mem if stage is None else mem[mem["stage"] == stage]
+        return {"peak_rss_mib": round(float(m["max_rss"].max()), 1) if len(m) else np.nan, "peak_pss_mib": np.nan}
+
     rows = []
     sim = mem[mem["stage"] == "simulate"]
     if summary["kept_simulation"] and len(sim):  # simulation reused: its time comes from its benchmark TSV
@@ -161,13 +196,11 @@ def collect(work: Path, summary: dict, stages: dict[str, str]) -> pd.DataFrame:
     for stage, grp in jobs.groupby("stage", sort=False):
         m = mem[mem["stage"] == stage]
         rows.append({"stage": stage, "jobs": len(grp), "job_seconds": round(float(grp["seconds"].sum()), 1),
-                     "max_job_seconds": round(float(grp["seconds"].max()), 1),
-                     "peak_rss_mib": round(float(m["max_rss"].max()), 1) if len(m) else np.nan,
+                     "max_job_seconds": round(float(grp["seconds"].max()), 1), **peaks(stage),
                      "cpu_seconds": round(float(m["cpu_time"].sum()), 1) if len(m) else np.nan})
     wall = summary["wall_s"] + (float(sim["s"].iloc[0]) if summary["kept_simulation"] and len(sim) else 0.0)
     rows.append({"stage": "total", "jobs": int(len(jobs)), "job_seconds": round(float(jobs["seconds"].sum()), 1),
-                 "max_job_seconds": round(float(jobs["seconds"].max()), 1),
-                 "peak_rss_mib": round(float(mem["max_rss"].max()), 1) if len(mem) else np.nan,
+                 "max_job_seconds": round(float(jobs["seconds"].max()), 1), **peaks(),
                  "cpu_seconds": round(float(mem["cpu_time"].sum()), 1) if len(mem) else np.nan,
                  "wall_s": round(wall, 1)})
     out = pd.DataFrame(rows)
@@ -204,7 +237,7 @@ def plot(table: pd.DataFrame, fits: pd.DataFrame, out_png: Path, cores: int) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1.25, 1]})
     slope = {r.stage: r.exponent for r in fits.itertuples() if r.measure == "cpu_seconds"}
     wall_slope = next((r.exponent for r in fits.itertuples() if r.measure == "wall_s"), None)
     sizes = sorted(table["n_patients"].unique())
@@ -221,14 +254,18 @@ def plot(table: pd.DataFrame, fits: pd.DataFrame, out_png: Path, cores: int) -> 
     ax_t.set(xscale="log", yscale="log", xlabel="patients (log)", ylabel="minutes (log)",
              title="CPU time per stage (benchmarked rules) and pipeline wall")
     ax_t.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for stage, grp in table[(table["stage"] != "total") & table["peak_rss_mib"].notna()].groupby("stage", sort=False):
-        grp = grp.sort_values("n_patients")
-        ax_m.plot(grp["n_patients"], grp["peak_rss_mib"] / 1024, "o-", label=stage)
+        grp, colour = grp.sort_values("n_patients"), next(colours)
+        if grp["peak_pss_mib"].notna().any():
+            ax_m.plot(grp["n_patients"], grp["peak_pss_mib"] / 1024, "o-", color=colour, label=f"{stage} PSS")
+        ax_m.plot(grp["n_patients"], grp["peak_rss_mib"] / 1024, "x:", color=colour, alpha=0.7,
+                  label=f"{stage} RSS (shared pages per process)")
     ax_m.axhline(1.0, color="red", ls="--", lw=1, label="1 GiB target")
-    ax_m.set(xscale="log", xlabel="patients (log)", ylabel="peak RSS of one job (GiB)",
-             title="Peak memory per job (benchmark: max_rss)")
+    ax_m.set(xscale="log", xlabel="patients (log)", ylabel="peak memory of one job (GiB)",
+             title="Peak memory per job (process tree, sampled every 0.5 s)")
     ax_m.set_ylim(0, max(1.2, float(table["peak_rss_mib"].max()) / 1024 * 1.15))
-    ax_m.legend(fontsize=7)
+    ax_m.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     for ax in (ax_t, ax_m):
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xticks(sizes, [str(s) for s in sizes])

@@ -1,16 +1,92 @@
-"""Shared by the bench scripts: run one Snakemake command, keep its output, stop the bench if it fails."""
+"""Shared by the bench scripts: run one Snakemake command, keep its output, stop the bench if it fails, and
+watch the peak memory of every job it runs."""
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+_TMP_SCRIPT = re.compile(r"^tmp[^.]+\.")  # snakemake runs a `script:` as .snakemake/scripts/tmpXXXXXXXX.<name>.py
 
-def run_snakemake(cmd: list[str], work: Path, what: str = "") -> float:
-    """Run ``cmd``; its stdout + stderr go to ``work/snakemake.out``. Returns the wall time in seconds."""
+
+class JobMemory(threading.Thread):
+    """Peak memory of every Snakemake ``script:`` job run in ``work``, sampled every ``interval`` seconds.
+
+    Snakemake's own ``benchmark:`` samples ``max_rss`` only every 30 s, so it misses short peaks (a fit_task
+    read 978 MiB there and 986 MiB here at 0.2 s). A job is a ``python <work>/.snakemake/scripts/tmp….<name>.py``
+    process with all its descendants (joblib's loky workers); per job we keep the peak of
+
+    * ``rss``: the summed resident set of the process tree. It counts the shared library pages (numpy, pandas,
+      scikit-learn: ~200 MiB) once per process, so a job with two loky workers is charged them three times;
+    * ``pss``: the summed proportional set size: each shared page split among the processes that map it,
+      i.e. what the job adds to the machine's memory, and close to what a Slurm cgroup limit charges.
+    """
+
+    def __init__(self, work: Path, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.marker = str(Path(work).resolve() / ".snakemake" / "scripts") + "/"
+        self.interval = interval
+        self.peaks: dict[int, dict] = {}
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def sample(self) -> None:
+        import psutil
+
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            script = next((a for a in cmd[1:3] if a.startswith(self.marker)), None)
+            if script is None:
+                continue
+            try:
+                tree = [proc] + proc.children(recursive=True)
+            except psutil.Error:
+                continue
+            rss = pss = 0
+            for p in tree:
+                try:
+                    info = p.memory_full_info()
+                except psutil.Error:  # exited between listing and reading
+                    continue
+                rss += info.rss
+                pss += getattr(info, "pss", info.rss)
+            rec = self.peaks.setdefault(proc.pid, {"script": _TMP_SCRIPT.sub("", Path(script).name),
+                                                   "rss_mib": 0.0, "pss_mib": 0.0, "processes": 0})
+            rec["rss_mib"] = max(rec["rss_mib"], round(rss / 2**20, 1))
+            rec["pss_mib"] = max(rec["pss_mib"], round(pss / 2**20, 1))
+            rec["processes"] = max(rec["processes"], len(tree))
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(sorted(self.peaks.values(), key=lambda r: (r["script"], -r["pss_mib"])),
+                                   indent=1))
+
+
+def run_snakemake(cmd: list[str], work: Path, what: str = "", watch_memory: bool = False) -> float:
+    """Run ``cmd``; its stdout + stderr go to ``work/snakemake.out``. Returns the wall time in seconds.
+
+    With ``watch_memory``, the peak memory of every job goes to ``work/job_memory.json`` (:class:`JobMemory`).
+    """
+    watch = JobMemory(work) if watch_memory else None
+    if watch is not None:
+        watch.start()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        if watch is not None:
+            watch.stop()
+            watch.write(work / "job_memory.json")
     wall = time.perf_counter() - t0
     (work / "snakemake.out").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
