@@ -237,15 +237,21 @@ def plot(table: pd.DataFrame, fits: pd.DataFrame, out_png: Path, cores: int) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1.25, 1]})
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1.25, 1]})
     slope = {r.stage: r.exponent for r in fits.itertuples() if r.measure == "cpu_seconds"}
     wall_slope = next((r.exponent for r in fits.itertuples() if r.measure == "wall_s"), None)
     sizes = sorted(table["n_patients"].unique())
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    order = ["simulate", "cohort", "features", "models", "evaluate", "report", "predict"]
+    stages = [s for s in table["stage"].unique() if s != "total"]
+    colour_of = {s: cycle[i % len(cycle)] for i, s in enumerate(sorted(stages, key=lambda s: (
+        order.index(s) if s in order else len(order), s)))}
+    colour_of["total"] = "k"
     for stage, grp in table[table["cpu_seconds"].notna()].groupby("stage", sort=False):
         grp = grp.sort_values("n_patients")
         label = f"{stage} CPU (slope {slope[stage]:.2f})" if stage in slope else f"{stage} CPU"
-        ax_t.plot(grp["n_patients"], grp["cpu_seconds"] / 60, "o-", label=label,
-                  **({"color": "k", "lw": 2} if stage == "total" else {}))
+        ax_t.plot(grp["n_patients"], grp["cpu_seconds"] / 60, "o-", label=label, color=colour_of[stage],
+                  **({"lw": 2} if stage == "total" else {}))
     tot = table[table["stage"] == "total"].sort_values("n_patients")
     ax_t.plot(tot["n_patients"], tot["wall_s"] / 60, "^--", color="grey", lw=2,
               label=f"pipeline wall, {cores} cores" + (f" (slope {wall_slope:.2f})" if wall_slope is not None else ""))
@@ -254,13 +260,15 @@ def plot(table: pd.DataFrame, fits: pd.DataFrame, out_png: Path, cores: int) -> 
     ax_t.set(xscale="log", yscale="log", xlabel="patients (log)", ylabel="minutes (log)",
              title="CPU time per stage (benchmarked rules) and pipeline wall")
     ax_t.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for stage, grp in table[(table["stage"] != "total") & table["peak_rss_mib"].notna()].groupby("stage", sort=False):
-        grp, colour = grp.sort_values("n_patients"), next(colours)
-        if grp["peak_pss_mib"].notna().any():
-            ax_m.plot(grp["n_patients"], grp["peak_pss_mib"] / 1024, "o-", color=colour, label=f"{stage} PSS")
-        ax_m.plot(grp["n_patients"], grp["peak_rss_mib"] / 1024, "x:", color=colour, alpha=0.7,
-                  label=f"{stage} RSS (shared pages per process)")
+        grp, colour = grp.sort_values("n_patients"), colour_of[stage]
+        has_pss = grp["peak_pss_mib"].notna().any()
+        if has_pss:
+            ax_m.plot(grp["n_patients"], grp["peak_pss_mib"] / 1024, "o-", color=colour, label=stage)
+        ax_m.plot(grp["n_patients"], grp["peak_rss_mib"] / 1024, "x:", color=colour, alpha=0.8,
+                  label=None if has_pss else stage)
+    ax_m.plot([], [], "o-", color="k", label="PSS (shared pages split)")
+    ax_m.plot([], [], "x:", color="k", label="summed RSS (shared pages\nonce per process)")
     ax_m.axhline(1.0, color="red", ls="--", lw=1, label="1 GiB target")
     ax_m.set(xscale="log", xlabel="patients (log)", ylabel="peak memory of one job (GiB)",
              title="Peak memory per job (process tree, sampled every 0.5 s)")
