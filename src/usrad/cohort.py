@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 import yaml
 
 from . import imageio
@@ -289,7 +288,7 @@ def _check_images(row: int, patient: str, paths: dict[str, str], spacing: float,
         except UsradError as err:
             problems += tag([replace(p, column=None) if p.column == imageio.SPACING_COLUMN else p for p in err.problems], col)
             continue
-        errors, warns = _mask_findings(sitk.GetArrayViewFromImage(mask), limits or {})
+        errors, warns = _mask_findings(imageio.pixels(mask), limits or {})
         problems += [Problem(m, patient=patient, column=col, file=path, row=row) for m in errors]
         warnings += [Problem(m, patient=patient, column=col, file=path, row=row) for m in warns]
     return problems, warnings

@@ -44,10 +44,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import SimpleITK as sitk
 
 from .errors import Problem, UsradError
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+# SimpleITK is imported inside the functions that read images: it maps ~90 MiB, and the modelling and
+# evaluation jobs import this module (through usrad.cohort) only to read tables.
 
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 ITK_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
@@ -129,6 +135,8 @@ def _read_raster(path: Path):
 
 
 def _squeeze(img: sitk.Image, path: Path) -> sitk.Image:
+    import SimpleITK as sitk
+
     dim = img.GetDimension()
     if dim == 2:
         return img
@@ -142,6 +150,8 @@ def _squeeze(img: sitk.Image, path: Path) -> sitk.Image:
 
 
 def _itk_array(img: sitk.Image, path: Path) -> np.ndarray:
+    import SimpleITK as sitk
+
     img = _squeeze(img, path)
     arr = sitk.GetArrayFromImage(img)  # (rows, cols) or (rows, cols, components)
     if img.GetNumberOfComponentsPerPixel() > 1 and arr.ndim == 3 and arr.shape[2] not in (2, 3, 4):
@@ -152,6 +162,8 @@ def _itk_array(img: sitk.Image, path: Path) -> np.ndarray:
 
 
 def _read_itk(path: Path):
+    import SimpleITK as sitk
+
     try:
         img = sitk.ReadImage(str(path))
     except Exception as exc:
@@ -191,6 +203,8 @@ def _dicom_spacing(path: Path):
 
 
 def _read_dicom(path: Path):
+    import SimpleITK as sitk
+
     spacing = _dicom_spacing(path)
     try:
         reader = sitk.ImageFileReader()
@@ -260,6 +274,8 @@ def _check_grey_levels(arr: np.ndarray, path: Path) -> None:
 
 def read_image(path, spacing_mm: float | None = None) -> sitk.Image:
     """Read one 2D grey ultrasound image as float32 with spacing in mm (see module docstring)."""
+    import SimpleITK as sitk
+
     arr, file_spacing, geometry, path = _read_any(path)
     spacing = _resolve_spacing(path, file_spacing, spacing_mm)
     _check_grey_levels(arr, path)  # on the stored values (all channels), before reduction to grey
@@ -301,6 +317,8 @@ def _check_mask_geometry(path: Path, mask_geometry, reference: sitk.Image) -> No
 
 def read_mask(path, reference: sitk.Image) -> sitk.Image:
     """Read a lesion mask as uint8 0/1 with ``reference``'s geometry (see module docstring)."""
+    import SimpleITK as sitk
+
     arr, file_spacing, geometry, path = _read_any(path)
     arr = _to_grey(arr, path)
     ref_size = tuple(reference.GetSize())
@@ -326,3 +344,10 @@ def read_mask(path, reference: sitk.Image) -> sitk.Image:
     mask = sitk.GetImageFromArray((arr != 0).astype(np.uint8))
     mask.CopyInformation(reference)
     return mask
+
+
+def pixels(img: sitk.Image) -> np.ndarray:
+    """Read-only numpy view of an image's pixels, (rows, cols)."""
+    import SimpleITK as sitk
+
+    return sitk.GetArrayViewFromImage(img)
