@@ -57,7 +57,8 @@ def machine_info(cores: int) -> dict:
     except OSError:
         pass
     try:
-        mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
         mem = round(mem_kb / 2 ** 20, 1)
     except (OSError, StopIteration):
         mem = float("nan")

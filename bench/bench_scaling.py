@@ -97,7 +97,7 @@ def job_memory(work: Path) -> pd.DataFrame | None:
     path = work / "job_memory.json"
     if not path.exists():
         return None
-    df = pd.DataFrame(json.loads(path.read_text()), columns=["script", "rss_mib", "pss_mib", "processes"])
+    df = pd.DataFrame(json.loads(path.read_text()), columns=["script", "rss_mib", "pss_mib", "cpu_s", "processes"])
     df["stage"] = df["script"].map(lambda s: script_stages().get(s, "other"))
     return df
 
@@ -180,13 +180,18 @@ def collect(work: Path, summary: dict, stages: dict[str, str]) -> pd.DataFrame:
     if watched is not None and summary["kept_simulation"]:  # the reused simulation was not watched
         watched = watched[watched["stage"] != "simulate"]
 
-    def peaks(stage=None):
-        """Peak summed RSS and PSS of one job (of ``stage``), sampled every 0.5 s; benchmark max_rss if unwatched."""
+    def measured(stage=None):
+        """Peak summed RSS and PSS of one job and CPU seconds of all jobs (of ``stage``), from the 0.5-s watcher;
+        from the benchmark TSVs (30-s samples, heavy rules only) for runs made before it."""
         if watched is not None and len(w := watched if stage is None else watched[watched["stage"] == stage]):
             return {"peak_rss_mib": round(float(w["rss_mib"].max()), 1),
-                    "peak_pss_mib": round(float(w["pss_mib"].max()), 1)}
+                    "peak_pss_mib": round(float(w["pss_mib"].max()), 1),
+                    "cpu_seconds": round(float(w["cpu_s"].sum()), 1) if w["cpu_s"].notna().all() else np.nan}
         m = mem if stage is None else mem[mem["stage"] == stage]
-        return {"peak_rss_mib": round(float(m["max_rss"].max()), 1) if len(m) else np.nan, "peak_pss_mib": np.nan}
+        if not len(m):
+            return {"peak_rss_mib": np.nan, "peak_pss_mib": np.nan, "cpu_seconds": np.nan}
+        return {"peak_rss_mib": round(float(m["max_rss"].max()), 1), "peak_pss_mib": np.nan,
+                "cpu_seconds": round(float(m["cpu_time"].sum()), 1)}
 
     rows = []
     sim = mem[mem["stage"] == "simulate"]
@@ -194,15 +199,11 @@ def collect(work: Path, summary: dict, stages: dict[str, str]) -> pd.DataFrame:
         jobs = pd.concat([jobs[jobs["stage"] != "simulate"],
                           pd.DataFrame([{"rule": "simulate", "stage": "simulate", "seconds": float(sim["s"].iloc[0])}])])
     for stage, grp in jobs.groupby("stage", sort=False):
-        m = mem[mem["stage"] == stage]
         rows.append({"stage": stage, "jobs": len(grp), "job_seconds": round(float(grp["seconds"].sum()), 1),
-                     "max_job_seconds": round(float(grp["seconds"].max()), 1), **peaks(stage),
-                     "cpu_seconds": round(float(m["cpu_time"].sum()), 1) if len(m) else np.nan})
+                     "max_job_seconds": round(float(grp["seconds"].max()), 1), **measured(stage)})
     wall = summary["wall_s"] + (float(sim["s"].iloc[0]) if summary["kept_simulation"] and len(sim) else 0.0)
     rows.append({"stage": "total", "jobs": int(len(jobs)), "job_seconds": round(float(jobs["seconds"].sum()), 1),
-                 "max_job_seconds": round(float(jobs["seconds"].max()), 1), **peaks(),
-                 "cpu_seconds": round(float(mem["cpu_time"].sum()), 1) if len(mem) else np.nan,
-                 "wall_s": round(wall, 1)})
+                 "max_job_seconds": round(float(jobs["seconds"].max()), 1), **measured(), "wall_s": round(wall, 1)})
     out = pd.DataFrame(rows)
     out.insert(0, "n_patients", summary["n_patients"])
     out["simulation_reused"] = summary["kept_simulation"]
@@ -220,7 +221,7 @@ def exponents(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"stage": stage, "measure": "job_seconds", "sizes": ",".join(map(str, grp["n_patients"])),
                      "exponent": round(float(np.polyfit(x, np.log(grp["job_seconds"].to_numpy(float)), 1)[0]), 3)})
         cpu = grp[grp["cpu_seconds"] > 0]
-        if cpu["n_patients"].nunique() >= 2:  # CPU time of the benchmarked (heavy) rules: robust to machine load
+        if cpu["n_patients"].nunique() >= 2:  # CPU time: robust to machine load
             rows.append({"stage": stage, "measure": "cpu_seconds", "sizes": ",".join(map(str, cpu["n_patients"])),
                          "exponent": round(float(np.polyfit(np.log(cpu["n_patients"].to_numpy(float)),
                                                             np.log(cpu["cpu_seconds"].to_numpy(float)), 1)[0]), 3)})
@@ -258,7 +259,7 @@ def plot(table: pd.DataFrame, fits: pd.DataFrame, out_png: Path, cores: int) -> 
     ref = tot["cpu_seconds"].iloc[0] / 60 * np.asarray(sizes, float) / sizes[0]
     ax_t.plot(sizes, ref, ":", color="k", label="total CPU if linear from the smallest size")
     ax_t.set(xscale="log", yscale="log", xlabel="patients (log)", ylabel="minutes (log)",
-             title="CPU time per stage (benchmarked rules) and pipeline wall")
+             title="CPU time per stage and pipeline wall")
     ax_t.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     for stage, grp in table[(table["stage"] != "total") & table["peak_rss_mib"].notna()].groupby("stage", sort=False):
         grp, colour = grp.sort_values("n_patients"), colour_of[stage]

@@ -14,11 +14,13 @@ _TMP_SCRIPT = re.compile(r"^tmp[^.]+\.")  # snakemake runs a `script:` as .snake
 
 
 class JobMemory(threading.Thread):
-    """Peak memory of every Snakemake ``script:`` job run in ``work``, sampled every ``interval`` seconds.
+    """Peak memory and CPU time of every Snakemake ``script:`` job run in ``work``, sampled every ``interval`` s.
 
-    Snakemake's own ``benchmark:`` samples ``max_rss`` only every 30 s, so it misses short peaks (a fit_task
-    read 978 MiB there and 986 MiB here at 0.2 s). A job is a ``python <work>/.snakemake/scripts/tmp….<name>.py``
-    process with all its descendants (joblib's loky workers); per job we keep the peak of
+    Snakemake's own ``benchmark:`` samples only every 30 s: it misses short memory peaks (a fit_task read
+    978 MiB there and 986 MiB here at 0.2 s), and its ``cpu_time`` is the last sample's, so a 30-s extraction
+    shard is credited with half its CPU. A job is a ``python <work>/.snakemake/scripts/tmp….<name>.py``
+    process with all its descendants (joblib's loky workers); per job we keep ``cpu_s`` (user + system of the
+    tree, at most ``interval`` short) and the peak of
 
     * ``rss``: the summed resident set of the process tree. It counts the shared library pages (numpy, pandas,
       scikit-learn: ~200 MiB) once per process, so a job with two loky workers is charged them three times;
@@ -53,18 +55,21 @@ class JobMemory(threading.Thread):
                 tree = [proc] + proc.children(recursive=True)
             except psutil.Error:
                 continue
-            rss = pss = 0
+            rss = pss = cpu = 0
             for p in tree:
                 try:
-                    info = p.memory_full_info()
+                    info, times = p.memory_full_info(), p.cpu_times()
                 except psutil.Error:  # exited between listing and reading
                     continue
                 rss += info.rss
                 pss += getattr(info, "pss", info.rss)
+                # own CPU; for the job's process also that of its children already waited for (finished workers)
+                cpu += times.user + times.system + (times.children_user + times.children_system if p is proc else 0)
             rec = self.peaks.setdefault(proc.pid, {"script": _TMP_SCRIPT.sub("", Path(script).name),
-                                                   "rss_mib": 0.0, "pss_mib": 0.0, "processes": 0})
+                                                   "rss_mib": 0.0, "pss_mib": 0.0, "cpu_s": 0.0, "processes": 0})
             rec["rss_mib"] = max(rec["rss_mib"], round(rss / 2**20, 1))
             rec["pss_mib"] = max(rec["pss_mib"], round(pss / 2**20, 1))
+            rec["cpu_s"] = max(rec["cpu_s"], round(cpu, 2))
             rec["processes"] = max(rec["processes"], len(tree))
 
     def write(self, path: Path) -> None:

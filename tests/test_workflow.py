@@ -17,7 +17,8 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 def test_conda_env_pins_exactly_the_requirements():
     env = yaml.safe_load((REPO / "envs" / "usrad.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    reqs = [l.strip() for l in (REPO / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    reqs = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
     assert pip == reqs
 
 

@@ -128,7 +128,6 @@ def inpaint_annotations(grey, annotations, size: int = 7):
 
 def annotation_counts(df: pd.DataFrame, ring_px: int = 5) -> pd.DataFrame:
     """Per image: annotation pixels inside the mask, in a ``ring_px`` ring around it, and elsewhere."""
-    import numpy as np
     from scipy import ndimage
 
     from .imageio import read_image, read_mask

@@ -635,7 +635,7 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
 
     d = _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
     cfg, task, rows, predictors, categorical, impute = d.cfg, d.task, d.rows, d.predictors, d.categorical, d.impute
-    rep, copy_reader, X, y_all, split_all = d.rep, d.copy_reader, d.X, d.y_all, d.split_all
+    rep, copy_reader, X, y_all = d.rep, d.copy_reader, d.X, d.y_all
     tr, Xtr, ytr, groups_tr = d.tr, d.Xtr, d.ytr, d.groups_tr
     cw = cfg["class_weight"]
     lasso = cfg["lasso"]
