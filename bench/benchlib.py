@@ -13,6 +13,18 @@ from pathlib import Path
 _TMP_SCRIPT = re.compile(r"^tmp[^.]+\.")  # snakemake runs a `script:` as .snakemake/scripts/tmpXXXXXXXX.<name>.py
 
 
+def _rss_pss(proc) -> tuple[int, int]:
+    """RSS and PSS in bytes from one read of ``/proc/<pid>/smaps_rollup`` (one instant, so PSS ≤ RSS; psutil's
+    ``memory_full_info`` reads RSS and PSS from two files, and a fast-growing job could show PSS > RSS)."""
+    fields = {}
+    with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss"):
+                fields[key] = int(rest.split()[0]) * 1024
+    return fields["Rss"], fields["Pss"]
+
+
 class JobMemory(threading.Thread):
     """Peak memory and CPU time of every Snakemake ``script:`` job run in ``work``, sampled every ``interval`` s.
 
@@ -58,11 +70,11 @@ class JobMemory(threading.Thread):
             rss = pss = cpu = 0
             for p in tree:
                 try:
-                    info, times = p.memory_full_info(), p.cpu_times()
-                except psutil.Error:  # exited between listing and reading
+                    (p_rss, p_pss), times = _rss_pss(p), p.cpu_times()
+                except (psutil.Error, OSError):  # exited between listing and reading
                     continue
-                rss += info.rss
-                pss += getattr(info, "pss", info.rss)
+                rss += p_rss
+                pss += p_pss
                 # own CPU; for the job's process also that of its children already waited for (finished workers)
                 cpu += times.user + times.system + (times.children_user + times.children_system if p is proc else 0)
             rec = self.peaks.setdefault(proc.pid, {"script": _TMP_SCRIPT.sub("", Path(script).name),

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 import yaml
 
 from usrad.errors import UsradError
-from usrad.extract import READERS, SUMMARY_TAG, extract_cohort, extract_shard, shard_of
+from usrad.extract import READERS, SUMMARY_TAG, assign_shards, extract_cohort, extract_shard, shard_key
 from usrad.features import ID_COLUMNS, feature_columns, read_feature_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -262,20 +262,25 @@ def test_every_bad_file_of_a_cohort_is_reported_at_once(cohort, tmp_path):
     assert where == [("P1", "image", "missing.nrrd"), ("P3", "mask", "empty.nrrd")]
 
 
-def test_shard_of_is_a_stable_hash_of_the_patient_id():
+def test_shard_key_is_a_stable_hash_of_the_patient_id():
     for pid in ["P001", "0042", "patient ü"]:
-        expected = int.from_bytes(hashlib.sha256(pid.encode()).digest()[:8], "big") % 16
-        assert shard_of(pid, 16) == expected
-    assert [shard_of(f"P{i:03d}", 16) for i in range(5)] == [shard_of(f"P{i:03d}", 16) for i in range(5)]
-    assert shard_of("P001", 1) == 0
+        assert shard_key(pid) == int.from_bytes(hashlib.sha256(pid.encode()).digest()[:8], "big")
+
+
+def test_shards_have_equal_sizes_and_do_not_depend_on_row_order():
+    ids = [f"P{i:04d}" for i in range(671)]
+    of = assign_shards(ids, 16)
+    sizes = Counter(of.values())
+    assert sorted(sizes) == list(range(16)) and set(sizes.values()) == {41, 42}  # 671 = 16 x 41 + 15
+    assert assign_shards(list(reversed(ids)) + ids[:10], 16) == of  # order and repeated images do not matter
+    # consecutive shards hold consecutive runs of the hash order, not of the IDs
+    order = sorted(ids, key=shard_key)
+    assert [of[p] for p in order] == sorted(of.values())
+    assert [of[p] for p in ids[:16]] != sorted(of[p] for p in ids[:16])
+    assert assign_shards(ids, 1) == dict.fromkeys(ids, 0)
+    assert set(assign_shards(ids[:5], 8).values()) == {0, 1, 3, 4, 6}  # fewer patients than shards: some empty
     with pytest.raises(ValueError):
-        shard_of("P001", 0)
-
-
-def test_shard_of_spreads_patients_evenly():
-    counts = Counter(shard_of(f"P{i:04d}", 16) for i in range(1600))
-    assert sorted(counts) == list(range(16))
-    assert max(counts.values()) <= 140 and min(counts.values()) >= 60  # expected 100, sd ~10
+        assign_shards(ids, 0)
 
 
 def test_shard_tables_cover_the_cohort_and_an_empty_shard_has_full_columns(cohort, table, tmp_path):
@@ -284,7 +289,7 @@ def test_shard_tables_cover_the_cohort_and_an_empty_shard_has_full_columns(cohor
     cohort_path = tmp_path / "cohort.tsv"
     cohort.to_csv(cohort_path, sep="\t", index=False)
     n = 8
-    shards = sorted({shard_of(p, n) for p in cohort["patient_id"]})
+    shards = sorted(set(assign_shards(cohort["patient_id"], n).values()))
     empty = next(s for s in range(n) if s not in shards)
     paths = []
     for s in shards + [empty]:

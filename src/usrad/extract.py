@@ -1,7 +1,8 @@
 """PyRadiomics extraction of a cohort: sharding, a per-image cache, progress, user-facing errors.
 
-* :func:`shard_of` puts a patient in a shard by a stable hash of its ID, so adding a patient changes one
-  shard only.
+* :func:`assign_shards` orders the patients by a stable hash of their IDs and cuts that order into shards of
+  equal size (±1 patient), so that no shard job is left running alone at the end of the stage; all images
+  of a patient are in one shard, and the order does not depend on the rows' order or on other columns.
 * :func:`extract_cohort` imports ``radiomics`` once per process, reads each image once and extracts
   every reader's mask from it (``r1`` from column ``mask``, ``r2`` from ``mask_reader2`` when given).
   The filtered images (LoG sigmas, wavelet bands) of an image are computed once and shared by all its masks
@@ -14,7 +15,8 @@
 * With ``cache_dir``, each image × mask result is stored in one small JSON file keyed by the SHA-256 of
   the image file, of the mask file, of the params file, the pixel spacing given in the cohort and the
   PyRadiomics version; a cached result is reused without reading the image or calling PyRadiomics.
-  That is how adding one patient re-extracts only that patient although its whole shard job reruns.
+  That is how adding one patient re-extracts only that patient although the shard jobs rerun (and some
+  patients move to a neighbouring shard).
 
 ``config/radiomics.yaml`` alone decides what is extracted; nothing here overrides its settings.
 """
@@ -42,18 +44,29 @@ _HASH_CHUNK = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------- sharding
-def shard_of(patient_id: str, n_shards: int) -> int:
-    """Shard (0 … n_shards-1) of a patient: SHA-256 of the ID string, independent of the rest of the cohort."""
+def shard_key(patient_id: str) -> int:
+    """Stable 64-bit key of a patient ID (first 8 bytes of the SHA-256 of the ID string)."""
+    return int.from_bytes(hashlib.sha256(str(patient_id).encode("utf-8")).digest()[:8], "big")
+
+
+def assign_shards(patient_ids, n_shards: int) -> dict[str, int]:
+    """Shard (0 … n_shards-1) of every distinct patient: patients ordered by :func:`shard_key` (then ID), cut into
+    ``n_shards`` consecutive runs whose sizes differ by at most one.
+
+    Equal sizes, not ``key % n_shards``: with a modulo, shard sizes scatter binomially (36 to 48 patients for
+    671 patients in 16 shards) and the largest shards, scheduled last, left a core idle for ~10 % of the stage.
+    """
     if int(n_shards) < 1:
         raise ValueError(f"n_shards must be >= 1, got {n_shards}")
-    digest = hashlib.sha256(str(patient_id).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % int(n_shards)
+    ids = sorted({str(p) for p in patient_ids}, key=lambda p: (shard_key(p), p))
+    return {p: rank * int(n_shards) // len(ids) for rank, p in enumerate(ids)}
 
 
 def shard_rows(cohort_df: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
-    """The rows of the cohort whose patient falls in ``shard``."""
-    keep = cohort_df["patient_id"].astype(str).map(lambda p: shard_of(p, n_shards) == int(shard))
-    return cohort_df[keep.to_numpy(dtype=bool)]
+    """The rows of the cohort whose patient falls in ``shard`` (:func:`assign_shards` over the whole cohort)."""
+    pids = cohort_df["patient_id"].astype(str)
+    of = assign_shards(pids, n_shards)
+    return cohort_df[(pids.map(of) == int(shard)).to_numpy(dtype=bool)]
 
 
 # ------------------------------------------------------------------------------------------- provenance
