@@ -2,7 +2,7 @@
 
 1. Simulates the 671-patient demo cohort (two reader masks) into bench/work/demo (reused if present).
 2. Extraction stage vs PyRadiomics' batch CLI (bench_extraction.py) -> bench/results/extraction.tsv.
-3. The whole pipeline at 168, 671 and 2,684 patients (bench_scaling.py; ~1.5 h on 2 idle cores, most of it
+3. The whole pipeline at 168, 671 and 2,684 patients (bench_scaling.py; 41 min on 2 idle cores, 29 min of it
    the 2,684-patient run) -> bench/results/scaling.tsv, scaling_fit.tsv, scaling.png/.pdf.
    ``--skip-scaling`` leaves it out, ``--sizes 168,671`` runs fewer sizes.
 """
