@@ -93,12 +93,14 @@ def script_stages(repo: Path = REPO) -> dict[str, str]:
 
 
 def job_memory(work: Path) -> pd.DataFrame | None:
-    """``script``, ``stage``, ``rss_mib``, ``pss_mib`` per job from the watcher's ``job_memory.json`` (or None)."""
+    """``script``, ``stage``, ``rss_mib``, ``pss_mib``, ``cpu_s`` per job from the watcher's ``job_memory.json``
+    (None for a run made before the watcher)."""
     path = work / "job_memory.json"
     if not path.exists():
         return None
     df = pd.DataFrame(json.loads(path.read_text()), columns=["script", "rss_mib", "pss_mib", "cpu_s", "processes"])
-    df["stage"] = df["script"].map(lambda s: script_stages().get(s, "other"))
+    stage_of = script_stages()
+    df["stage"] = df["script"].map(lambda s: stage_of.get(s, "other"))
     return df
 
 

@@ -535,7 +535,7 @@ def _performance(pred, thr, n_boot, seed, n_jobs) -> pd.DataFrame:
     # threads, not processes: the bootstrap is vectorised numpy (releases the GIL), and two loky workers would
     # each map their own ~200 MiB of numpy/pandas/scikit-learn, pushing the job's summed RSS past 1 GiB.
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1):  # one BLAS thread per worker thread, as in the serial path's sums
+    with threadpool_limits(limits=1):  # one BLAS thread per worker thread: no oversubscription of the cores
         parts = Parallel(n_jobs=n_jobs, prefer="threads")(
             delayed(plots.performance_tables)(pred[pred["model"] == m], thr, n_boot=n_boot, seed=seed)
             for m in models)
