@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from . import metrics, plots
 from .atomic import write_text
@@ -512,7 +513,6 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     tick("nomogram")
     best_pipe, _ = load_bundle(task_dir / "models" / best)
     explain = ~is_train if (~is_train).any() else is_train
-    from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=max(1, n_jobs)):
         sv, fv, names, expl_name = shap_values(best_pipe, X[explain], X[is_train], seed=seed)
     ranking = plots.shap_figure(sv, fv, names, stem("shap"),
@@ -534,7 +534,6 @@ def _performance(pred, thr, n_boot, seed, n_jobs) -> pd.DataFrame:
 
     # threads, not processes: the bootstrap is vectorised numpy (releases the GIL), and two loky workers would
     # each map their own ~200 MiB of numpy/pandas/scikit-learn, pushing the job's summed RSS past 1 GiB.
-    from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):  # one BLAS thread per worker thread: no oversubscription of the cores
         parts = Parallel(n_jobs=n_jobs, prefer="threads")(
             delayed(plots.performance_tables)(pred[pred["model"] == m], thr, n_boot=n_boot, seed=seed)
