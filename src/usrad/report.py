@@ -603,6 +603,23 @@ def parse_rulegraph(dot: str) -> tuple[dict[int, str], list[tuple[int, int]]]:
     return nodes, edges
 
 
+def canonical_rulegraph(dot: str) -> str:
+    """The rule graph as DOT text that depends only on the graph: nodes numbered in rule-name order, edges
+    sorted, colours by that order. Snakemake numbers rules in (hash-seeded) set order, so its own text differs
+    between two identical runs."""
+    nodes, edges = parse_rulegraph(dot)
+    order = sorted(nodes, key=lambda n: nodes[n])
+    new_id = {old: i for i, old in enumerate(order)}
+    lines = ["digraph snakemake_dag {", "    graph[bgcolor=white, margin=0];",
+             "    node[shape=box, style=rounded, fontname=sans, fontsize=10, penwidth=2];",
+             "    edge[penwidth=2, color=grey];"]
+    for old in order:
+        hue = new_id[old] / max(1, len(order))
+        lines.append(f'\t{new_id[old]}[label = "{nodes[old]}", color = "{hue:.2f} 0.6 0.85", style="rounded"];')
+    lines += [f"\t{a} -> {b}" for a, b in sorted({(new_id[a], new_id[b]) for a, b in edges})]
+    return "\n".join(lines) + "\n}\n"
+
+
 def rulegraph_figure(dot: str, stem) -> pd.DataFrame:
     """Draw the rule graph top to bottom: each rule in the layer of its longest path from a source rule."""
     from matplotlib.patches import FancyBboxPatch

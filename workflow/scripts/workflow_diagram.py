@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from usrad.errors import Problem, UsradError, rule_errors
-from usrad.report import rulegraph_figure
+from usrad.report import canonical_rulegraph, rulegraph_figure
 
 smk = snakemake  # noqa: F821 (injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -21,7 +21,7 @@ with rule_errors(smk), tempfile.TemporaryDirectory() as tmp:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UsradError("snakemake --rulegraph failed", [Problem(proc.stderr[-2000:], file=smk.params.snakefile)])
-    dot = proc.stdout
+    dot = canonical_rulegraph(proc.stdout)  # Snakemake's own numbering follows the hash seed
     Path(smk.output.dot).write_text(dot)
     rules = rulegraph_figure(dot, Path(smk.output.png).with_suffix(""))
     logging.info("rules drawn: %s", ", ".join(rules["rule"]))
