@@ -1,6 +1,7 @@
 """Model bundles: skops + JSON sidecar; every model type round-trips; tampering is refused."""
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 
@@ -30,7 +31,8 @@ def fitted(tmp_path_factory):
     feats, coh = synthetic_modelling_data(n_patients=160, n_features=20, signal=3.0, seed=8)
     sp = make_split(coh, [TASK], seed=2)
     out = tmp_path_factory.mktemp("bundles")
-    fmeta = {"params": "setting:\n  binWidth: 25\n", "params_sha256": "abc"}
+    params = "setting:\n  binWidth: 25\n"  # bundle.json is checked: the SHA-256 must be the text's
+    fmeta = {"params": params, "params_sha256": hashlib.sha256(params.encode("utf-8")).hexdigest()}
     pred = fit_task(feats, coh, sp, TASK, CFG, CLIN, seed=4, n_jobs=2, out_dir=out, feature_meta=fmeta)
     X, _ = build_design(feats, coh, sorted(sp.image_id), CLIN["predictors"], "r2")
     return pred, out, X

@@ -300,7 +300,11 @@ def test_shard_tables_cover_the_cohort_and_an_empty_shard_has_full_columns(cohor
     assert len(empty_df) == 0 and list(empty_df.columns) == list(table.columns)
     merged = merge_feature_tables(paths, tmp_path / "features.parquet")
     back, meta = read_feature_table(tmp_path / "features.parquet")
-    assert meta == empty_meta
+    content = meta.pop("content_sha256")
+    assert empty_meta.pop("content_sha256") == [] and meta == empty_meta
+    # every row's content SHA-256 (image, mask, spacing) is recorded: predict --features matches by content
+    assert sorted((p, i, r) for p, i, r, _ in content) == sorted(back[["patient_id", "image_id", "reader"]]
+                                                                  .itertuples(index=False, name=None))
     pd.testing.assert_frame_equal(back, table, check_exact=True)
     assert len(merged) == 5
 

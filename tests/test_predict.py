@@ -24,7 +24,7 @@ def fitted_task(tmp_path_factory, small_features, default_config) -> dict:
     a folder under the session's base temp dir), with its performance table and model cards."""
     from usrad import report
     from usrad.card import write_task_cards
-    from usrad.extract import provenance
+    from usrad.extract import feature_table_metadata, row_content
     from usrad.features import write_feature_table
     from usrad.models import fit_task, write_predictions
     from usrad.split import make_split
@@ -39,7 +39,8 @@ def fitted_task(tmp_path_factory, small_features, default_config) -> dict:
     if (root / "done").exists():
         return info
     table, cohort = small_features
-    meta = provenance(REPO / "config" / "radiomics.yaml")
+    # as `usrad extract` writes it: with the content SHA-256 of every row (predict matches rows by content)
+    meta = feature_table_metadata(REPO / "config" / "radiomics.yaml", row_content(cohort))
     write_feature_table(table, info["features_path"], meta)
     split = make_split(cohort, cfg["tasks"], seed=cfg["seed"])
     pred = fit_task(table, cohort, split, cfg["tasks"][0], cfg["modelling"], cfg["clinical"], seed=cfg["seed"],
@@ -271,6 +272,9 @@ def test_other_scikit_learn_version_than_the_bundle_warns_but_scores(fitted, sma
     meta = json.loads((dst / "bundle.json").read_text())
     meta["versions"]["scikit-learn"] = "0.24.2"
     (dst / "bundle.json").write_text(json.dumps(meta))
+    from usrad.bundle import MANIFEST_FILE, manifest_text  # bundle.json is hashed: re-seal the edited bundle
+
+    (dst / MANIFEST_FILE).write_text(manifest_text({n: (dst / n).read_bytes() for n in ("bundle.json", "model.skops")}))
     pids = _test_patients(fitted)["patient_id"].unique()[:2]
     manifest = new_patient_manifest(small_cohort, pids, tmp_path / "m.csv")
     with pytest.warns(VersionWarning, match="scikit-learn .* trained with 0.24.2"):

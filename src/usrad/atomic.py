@@ -71,7 +71,7 @@ def stale_temporaries(path) -> list[Path]:
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{_prefix(path)}{_host()}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
@@ -97,7 +97,12 @@ def write_text(path, text: str) -> Path:
 
 
 def write_tsv(df: pd.DataFrame, path, float_format: str | None = None) -> Path:
-    """Deterministic TSV (no index, ``\\n`` line ends, empty cells for NaN), written atomically."""
+    """Deterministic TSV (no index, ``\\n`` line ends, empty cells for NaN), UTF-8, written atomically.
+
+    Text that came from file names which are not valid UTF-8 (Python holds their bytes as surrogates) is
+    written back as those bytes (``surrogateescape``), so :func:`usrad.tables.read_table` restores the path.
+    """
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=False, na_rep="", lineterminator="\n", float_format=float_format)
-    return Path(path)
+        df.to_csv(tmp, sep="\t", index=False, na_rep="", lineterminator="\n", float_format=float_format,
+                  encoding="utf-8", errors="surrogateescape")
+    return Path(os.fsdecode(path))

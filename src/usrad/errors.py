@@ -61,7 +61,7 @@ def rule_errors(smk):
         text = err.render()
         for log_path in smk.log:
             Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "a", encoding="utf-8") as fh:
+            with open(log_path, "a", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.write(text + "\n")
         for out in smk.output:
             path = Path(out)

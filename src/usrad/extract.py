@@ -26,8 +26,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -338,30 +340,105 @@ def cache_key(image_sha: str, mask_sha: str, params_sha: str, spacing_mm: float 
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def content_sha256(image_sha: str, mask_sha: str, spacing_mm: float | None) -> str:
+    """What decides a feature row besides the parameters and the PyRadiomics version: the bytes of the image and
+    of the mask (SHA-256 of each; a perturbed mask's own digest) and the pixel spacing given in the cohort.
+    A feature table records it for every row (:func:`feature_table_metadata`) so that rows are matched to new
+    patients by content, never by an id."""
+    spacing = None if spacing_mm is None else repr(float(spacing_mm))
+    return hashlib.sha256(json.dumps(["content", image_sha, mask_sha, spacing]).encode("utf-8")).hexdigest()
+
+
+def row_content(cohort_df: pd.DataFrame, readers=("r1", "r2")) -> dict[tuple[str, str, str], str]:
+    """``{(patient_id, image_id, reader): content SHA-256}`` of the given readers' rows of a cohort table (files
+    hashed; OSError for a missing file). The reference reader's is what :mod:`usrad.predict` looks up."""
+    out = {}
+    for rec in cohort_df.to_dict("records"):
+        image_sha, spacing = None, _spacing(rec.get("pixel_spacing_mm"))
+        for reader, col in READERS:
+            if reader in readers and _given(rec.get(col)):
+                image_sha = image_sha or file_sha256(rec["image"])
+                out[(str(rec["patient_id"]), str(rec["image_id"]), reader)] = content_sha256(
+                    image_sha, file_sha256(rec[col]), spacing)
+    return out
+
+
+def feature_table_metadata(params_path, content: dict | None = None) -> dict:
+    """The ``usrad`` metadata of a feature table: :func:`provenance` plus, when given, the content SHA-256 of
+    every row (``content_sha256``: sorted ``[patient_id, image_id, reader, sha]``; see :func:`content_sha256`)."""
+    meta = provenance(params_path)
+    if content is not None:
+        meta["content_sha256"] = sorted([*k, v] for k, v in content.items())
+    return meta
+
+
 def _cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.json"
 
 
-def _cache_load(cache_dir: Path | None, key: str) -> dict[str, float] | None:
+class CacheWarning(UserWarning):
+    """A feature-cache entry was unreadable or malformed (treated as a miss: extracted again and rewritten)."""
+
+
+def _entry_problem(entry, key: str, expected: list[str]) -> str | None:
+    """Why a parsed cache entry cannot be used (None: it can): it must be ``{key, names, values}`` with this key,
+    exactly the features the parameters give, in their order, and one number per name."""
+    if not isinstance(entry, dict):
+        return f"holds a JSON {type(entry).__name__}, not an object"
+    if entry.get("key") != key:
+        return "its key is not the key of its file name"
+    names, values = entry.get("names"), entry.get("values")
+    if names != expected:
+        return "its feature names are not the ones these PyRadiomics parameters give"
+    if not isinstance(values, list) or len(values) != len(names):
+        return "it does not hold one value per feature name"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "a value is not a number"
+    return None
+
+
+def _cache_load(cache_dir: Path | None, key: str, extractor: Extractor) -> dict[str, float] | None:
+    """The cached features of ``key``, or None (absent). A corrupt, truncated or malformed entry is a miss too,
+    with a :class:`CacheWarning`: the cache never gives features that were not extracted for this key."""
     if cache_dir is None:
         return None
     path = _cache_path(cache_dir, key)
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # absent or unreadable (e.g. truncated by a crash elsewhere): extract again
-    if entry.get("key") != key:
+        if not os.path.lexists(path):
+            return None
+        if path.is_symlink() or not path.is_file():  # a pipe would block, a link may point anywhere
+            raise OSError(f"not a regular file ({'a symbolic link' if path.is_symlink() else 'folder, device or pipe'})")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    return dict(zip(entry["names"], (float(v) for v in entry["values"])))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    else:
+        try:
+            entry = json.loads(text)
+        except (ValueError, RecursionError):
+            entry, why = None, "is not valid JSON (truncated?)"
+        else:
+            why = _entry_problem(entry, key, extractor.expected_features())
+        if why is None:
+            return dict(zip(entry["names"], (float(v) for v in entry["values"])))
+    warnings.warn(f"feature cache entry {path} {why}; extracting this image again (the entry is rewritten)",
+                  CacheWarning, stacklevel=3)
+    return None
 
 
 def _cache_store(cache_dir: Path | None, key: str, feats: dict[str, float]) -> None:
+    """Store one result; a cache that cannot be written is warned about (the result itself is kept)."""
     if cache_dir is None:
         return
     path = _cache_path(cache_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"key": key, "names": list(feats), "values": list(feats.values())})
-    write_text(path, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, text)
+    except OSError as exc:
+        warnings.warn(f"cannot write the feature cache entry {path} ({exc.strerror or exc}); the features are kept "
+                      "but will be extracted again next time", CacheWarning, stacklevel=3)
 
 
 # -------------------------------------------------------------------------------------------- helpers
@@ -431,14 +508,15 @@ class _Progress:
 
 # -------------------------------------------------------------------------------------------- cohort
 def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progress: bool = True,
-                   log=None, perturbation=None) -> pd.DataFrame:
+                   log=None, perturbation=None, content: dict | None = None) -> pd.DataFrame:
     """Feature table rows (see :mod:`usrad.features`) for every image × reader of a normalised cohort table.
 
     Every image is read once; its reader masks are extracted from that one image. All bad images/masks
     are collected and reported together as one :class:`UsradError` (patient, column, file each); results
     extracted before the error stay in the cache. ``log`` is a text stream (default stderr): a progress
     line every 10 images and a final ``usrad-extract-summary {json}`` line with the summed in-process
-    PyRadiomics time. The same summary is in ``df.attrs["extraction"]``.
+    PyRadiomics time. The same summary is in ``df.attrs["extraction"]``. ``content``: a dict filled with the
+    content SHA-256 of every row (``{(patient_id, image_id, reader): sha}``, :func:`content_sha256`).
     """
     from .imageio import read_image, read_mask
 
@@ -460,15 +538,18 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
         jobs = [(reader, col, str(rec[col])) for reader, col in READERS if _given(rec.get(col))]
         try:
             image_sha = file_sha256(rec["image"])
-            keyed = []
+            keyed, contents = [], {}
             for reader, col, path in jobs:
                 mask_sha = file_sha256(path)
                 keyed.append((reader, col, path, 0, cache_key(image_sha, mask_sha, extractor.params_sha256,
                                                               spacing, extractor.version)))
+                contents[reader] = content_sha256(image_sha, mask_sha, spacing)
                 if reader == "r1":  # perturbed copies of reader 1's mask: readers p1 … pn
-                    keyed += [(f"p{k}", col, path, k, cache_key(
-                        image_sha, _perturbed_sha(mask_sha, image_id, k, radius_px, perturb_seed),
-                        extractor.params_sha256, spacing, extractor.version)) for k in range(1, n_perturbed + 1)]
+                    for k in range(1, n_perturbed + 1):
+                        p_sha = _perturbed_sha(mask_sha, image_id, k, radius_px, perturb_seed)
+                        keyed.append((f"p{k}", col, path, k, cache_key(image_sha, p_sha, extractor.params_sha256,
+                                                                       spacing, extractor.version)))
+                        contents[f"p{k}"] = content_sha256(image_sha, p_sha, spacing)
         except OSError as exc:
             bad = exc.filename or rec["image"]
             col = next((c for _, c, p in jobs if p == bad), "image")
@@ -481,7 +562,7 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
         found: dict[str, dict[str, float]] = {}  # reader -> features (cache or fresh)
         todo = []  # (reader, col, path, key, mask) still to extract
         for reader, col, path, k, key in keyed:
-            feats = _cache_load(cache, key)
+            feats = _cache_load(cache, key, extractor)
             if feats is not None:
                 n_cached += 1
                 found[reader] = feats
@@ -530,6 +611,8 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
             if reader in found:
                 names = names or list(found[reader])
                 rows.append({"patient_id": patient, "image_id": image_id, "reader": reader, **found[reader]})
+                if content is not None:
+                    content[(patient, image_id, reader)] = contents[reader]
         bar.step(n_cached)
 
     if problems:
@@ -563,6 +646,9 @@ def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path,
     cohort = read_cohort_table(cohort_path)
     rows = shard_rows(cohort, shard, n_shards)
     log.write(f"extract: shard {shard}/{n_shards}: {rows['patient_id'].nunique()} patients, {len(rows)} images\n")
-    df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log, perturbation=perturbation)
-    write_feature_table(df, out_path, provenance(params_path))
+    content: dict = {}
+    df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log, perturbation=perturbation,
+                        content=content)
+    # the content SHA-256 of every row: `usrad predict --features` matches rows by content, never by an id
+    write_feature_table(df, out_path, feature_table_metadata(params_path, content))
     return df

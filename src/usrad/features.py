@@ -26,6 +26,7 @@ from .errors import Problem, UsradError
 
 ID_COLUMNS = ["patient_id", "image_id", "reader"]
 META_KEY = b"usrad"
+CONTENT_KEY = "content_sha256"  # per-row content records (usrad.extract.feature_table_metadata)
 FORMAT_VERSION = 1
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
@@ -106,7 +107,15 @@ def read_meta(path) -> dict:
     if raw is None:
         raise UsradError(f"Cannot read feature table {path}",
                          [Problem("no 'usrad' metadata: not a feature table written by usrad", file=str(path))])
-    return json.loads(raw.decode("utf-8"))
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise UsradError(f"Cannot read feature table {path}",
+                         [Problem("its 'usrad' metadata is damaged (not a JSON object); re-run the extraction",
+                                  file=str(path))])
+    return meta
 
 
 def read_feature_table(path) -> tuple[pd.DataFrame, dict]:
@@ -140,8 +149,15 @@ def merge_feature_tables(paths, out_path) -> pd.DataFrame:
         raise ValueError("no feature tables to merge")
     frames, problems = [], []
     ref_df, ref_meta = read_feature_table(paths[0])
+    content, has_content = [], False  # the rows' content SHA-256 records: a union over the shards, not a setting
+    ref_meta = dict(ref_meta)
     for path in paths:
         df, meta = (ref_df, ref_meta) if path == paths[0] else read_feature_table(path)
+        meta = dict(meta)
+        has_content |= CONTENT_KEY in meta
+        content += meta.pop(CONTENT_KEY, [])
+        if path == paths[0]:
+            ref_meta.pop(CONTENT_KEY, None)
         if meta != ref_meta:
             diff = sorted(k for k in set(meta) | set(ref_meta) if meta.get(k) != ref_meta.get(k))
             problems.append(Problem(f"metadata differs from {paths[0]} in {diff}: extracted with other parameters "
@@ -159,5 +175,7 @@ def merge_feature_tables(paths, out_path) -> pd.DataFrame:
                          [Problem(f"(patient_id, image_id, reader) = {first} is in more than one shard",
                                   patient=str(first[0]))])
     meta = {k: v for k, v in ref_meta.items() if k not in ("format_version", "feature_counts")}
+    if has_content:
+        meta[CONTENT_KEY] = sorted(content)
     write_feature_table(merged, out_path, meta)
     return merged

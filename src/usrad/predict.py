@@ -8,7 +8,9 @@ One function does it all: :func:`predict_manifest` (bundle folder + manifest of 
    about (:class:`UnseenLevelWarning`) and scored as the reference level, as in the training run.
 2. Features are extracted with exactly the PyRadiomics parameter text recorded in the bundle (written to a
    file whose SHA-256 must equal the bundle's), reference-reader mask only. A precomputed feature table
-   (``features=``) is accepted only if its parameter SHA-256 is the bundle's and it has every feature.
+   (``features=``) is accepted only if its parameter SHA-256 is the bundle's and it has every feature; its
+   rows are matched to the new images by content (SHA-256 of image and mask, pixel spacing; recorded by
+   ``usrad extract``), never by ``image_id``: a new image the table does not hold is an error.
 3. The design matrix is built by :func:`usrad.models.build_design` exactly as in training and the frozen
    pipeline gives the probability; the rad-score is the bundle's LASSO signature (NaN for ``clinical``).
 
@@ -36,6 +38,7 @@ from sklearn.pipeline import Pipeline
 
 from .atomic import atomic_path
 from .errors import Problem, UsradError
+from .tables import read_table
 
 
 #: Libraries whose version decides the numbers: (name in bundle.json "versions", distribution name).
@@ -93,9 +96,12 @@ def model_inputs(pipeline, meta: dict) -> dict:
         radiomics = list(first.radiomics_.steps[0][1].feature_names_in_)
     else:
         radiomics = []
-    out = {"radiomics": [c for c in radiomics if "@" not in c], "copy_reader":
-           (meta.get("reproducibility") or {}).get("copy_reader"), "clinical": [], "clinical_used": [],
-           "categorical": [], "impute": False, "fill": {}, "levels": {}}
+    suffixes = sorted({c.rsplit("@", 1)[1] for c in radiomics if "@" in c})
+    copy_reader = (meta.get("reproducibility") or {}).get("copy_reader")
+    if len(suffixes) == 1:  # the fitted pipeline decides which copy columns it reads ("@none": no copy reader)
+        copy_reader = None if suffixes[0] == "none" else suffixes[0]
+    out = {"radiomics": [c for c in radiomics if "@" not in c], "copy_reader": copy_reader, "copy_suffixes": suffixes,
+           "clinical": [], "clinical_used": [], "categorical": [], "impute": False, "fill": {}, "levels": {}}
     branch = _find_clinical_branch(pipeline)
     if branch is not None:
         enc = branch.named_steps["encode"]
@@ -110,11 +116,57 @@ def model_inputs(pipeline, meta: dict) -> dict:
     return out
 
 
-def load_model(model_dir):
-    """``(pipeline, metadata)`` of a bundle folder (SHA-256 and trusted types checked by usrad.bundle)."""
-    from .bundle import load_bundle
+def _lasso_features(pipeline) -> list[str] | None:
+    """The LASSO features of a pipeline's radiomics signature (None: the pipeline has none)."""
+    sig = _signature_steps(pipeline)
+    if sig is None and hasattr(pipeline.steps[0][1], "radiomics_"):
+        sig = pipeline.steps[0][1].radiomics_.steps
+    if sig is None:
+        return None
+    lasso = sig[-1][1]
+    return [str(n) for n in getattr(lasso, "selector_", lasso).get_feature_names_out()]
 
-    return load_bundle(model_dir)
+
+def load_model(model_dir):
+    """``(pipeline, metadata)`` of a bundle folder or its ``bundle.json`` (every file checked against the
+    bundle's manifest, metadata values and trusted types checked by :mod:`usrad.bundle`), after checking that
+    the pipeline is a usrad model that agrees with its metadata (model kind, LASSO features)."""
+    from .bundle import META_FILE, MODEL_FILE, bundle_folder, load_bundle
+
+    pipeline, meta = load_bundle(model_dir)
+    d = bundle_folder(model_dir)
+    try:
+        inputs = model_inputs(pipeline, meta)
+        lasso = _lasso_features(pipeline)
+    except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
+        raise UsradError(f"Model bundle {d} does not hold a usrad model", [Problem(
+            f"the pipeline is not one usrad fits ({type(exc).__name__}: {exc})", file=str(d / MODEL_FILE))]) from None
+    problems = []
+    if not inputs["radiomics"] and not inputs["clinical"]:
+        problems.append(Problem("the pipeline reads neither radiomics features nor clinical variables",
+                                file=str(d / MODEL_FILE)))
+    kind, selected = meta.get("kind"), meta.get("selected_features")
+    if kind is not None and (lasso is None) != (kind == "clinical"):
+        problems.append(Problem(f"bundle.json says kind {kind!r} but the model {'has no' if lasso is None else 'has a'} "
+                                "radiomics signature", column="kind", file=str(d / META_FILE)))
+    recorded = (meta.get("reproducibility") or {}).get("copy_reader")
+    if len(inputs["copy_suffixes"]) > 1 or (inputs["copy_suffixes"] and recorded != inputs["copy_reader"]):
+        problems.append(Problem(f"copy reader {recorded!r} but the model reads the copy columns "
+                                f"{['@' + x for x in inputs['copy_suffixes']]}", column="reproducibility",
+                                file=str(d / META_FILE)))
+    ranges = meta.get("nomogram_inputs")
+    if meta.get("model") == "nomogram" and ranges and hasattr(pipeline.steps[0][1], "get_feature_names_out"):
+        names = {str(n) for n in pipeline.steps[0][1].get_feature_names_out()}
+        if set(ranges) != names:
+            problems.append(Problem(f"lists {sorted(ranges)} but the model's inputs are {sorted(names)}",
+                                    column="nomogram_inputs", file=str(d / META_FILE)))
+    if lasso is not None and selected is not None and lasso != selected:
+        problems.append(Problem("differ from the LASSO features of the model", column="selected_features",
+                                file=str(d / META_FILE)))
+    if problems:
+        raise UsradError(f"Model bundle {d}: {MODEL_FILE} and {META_FILE} do not belong together; refusing it",
+                         problems)
+    return pipeline, meta
 
 
 def version_mismatches(meta: dict) -> list[str]:
@@ -153,6 +205,8 @@ def validate_new_patients(manifest, inputs: dict) -> pd.DataFrame:
                         "missing": "impute" if inputs["impute"] else "refuse"},
            "tasks": []}
     df, problems = validate_manifest(manifest, cfg, check_images=True)
+    if not problems and df.empty:
+        problems.append(Problem("the manifest has no patient rows: nothing to score", file=str(manifest)))
     if not problems:
         for col in cfg["clinical"]["categorical"]:
             known = inputs["levels"][col]
@@ -188,30 +242,13 @@ def new_patient_features(cohort: pd.DataFrame, meta: dict, inputs: dict, feature
     """Reference-reader features of the new patients, extracted with the bundle's PyRadiomics parameters.
 
     ``features``: an already extracted feature table (path); used only if it was extracted with the same
-    parameters (SHA-256) and holds every feature the model reads.
+    parameters (SHA-256) and holds every feature the model reads; its rows are matched to the new images by
+    content (:func:`features_by_content`), never by id.
     """
     if not inputs["radiomics"]:
         return pd.DataFrame(columns=["patient_id", "image_id", "reader"])
     if features is not None:
-        from .features import read_feature_table
-
-        table, fmeta = read_feature_table(features)
-        if fmeta.get("params_sha256") != meta.get("pyradiomics_params_sha256"):
-            raise UsradError("The feature table was extracted with different PyRadiomics settings than the model", [
-                Problem(f"params SHA-256 {fmeta.get('params_sha256')} but the model was trained on "
-                        f"{meta.get('pyradiomics_params_sha256')}", column="params_sha256", file=str(features))])
-        have = (fmeta.get("versions") or {}).get("pyradiomics")
-        want = (meta.get("versions") or {}).get("pyradiomics-bhklab")
-        if want and have and str(have) != str(want):
-            warnings.warn(f"the feature table was extracted with PyRadiomics {have} but the model was trained with "
-                          f"{want}; features may differ", VersionWarning, stacklevel=2)
-        missing = [c for c in inputs["radiomics"] if c not in table.columns]
-        if missing:
-            raise UsradError(f"The feature table lacks {len(missing)} feature(s) the model was trained on", [
-                Problem("feature column missing", column=c, file=str(features)) for c in missing[:20]])
-        ids = set(cohort["image_id"].astype(str))
-        table = table[table["image_id"].astype(str).isin(ids)]
-        return table
+        return features_by_content(cohort, features, meta, inputs)
     from .extract import extract_cohort
 
     ref_only = cohort.assign(mask_reader2="")  # the copy reader only feeds the ICC filter, fitted in training
@@ -226,6 +263,77 @@ def new_patient_features(cohort: pd.DataFrame, meta: dict, inputs: dict, feature
                          [Problem("feature not extracted (different PyRadiomics version?)", column=c)
                           for c in missing[:20]])
     return table
+
+
+def _content_index(fmeta: dict, table: pd.DataFrame, features) -> dict[str, int]:
+    """``{content SHA-256: position of its row in table}`` from a feature table's ``content_sha256`` records."""
+    records = fmeta.get("content_sha256")
+    ok = isinstance(records, list) and all(
+        isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r) for r in records)
+    if not ok:
+        raise UsradError(f"Feature table {features} does not record the content of its rows", [Problem(
+            "no valid 'content_sha256' in its metadata, so its rows cannot be matched to the new patients by image "
+            "content (an image_id may belong to another patient); extract the new patients' table with `usrad "
+            "extract MANIFEST --out TABLE` (it records them), or leave out --features to extract the images",
+            column="content_sha256", file=str(features))])
+    pos = {(str(p), str(i), str(r)): n for n, (p, i, r) in
+           enumerate(zip(table["patient_id"], table["image_id"], table["reader"]))}
+    index: dict[str, int] = {}
+    for pid, iid, reader, sha in records:
+        if (pid, iid, reader) in pos:
+            index.setdefault(sha, pos[(pid, iid, reader)])
+    return index
+
+
+def features_by_content(cohort: pd.DataFrame, features, meta: dict, inputs: dict) -> pd.DataFrame:
+    """Reference-reader feature rows of the new patients taken from an already extracted feature table.
+
+    A row is matched by what was extracted — the SHA-256 of the image and mask files and the pixel spacing
+    (:func:`usrad.extract.content_sha256`) with the bundle's PyRadiomics parameters (the table's params SHA-256
+    must be the bundle's) — never by patient or image id, which may belong to other patients in that table. A
+    new image without such a row is an error naming row, patient and file.
+    """
+    from .extract import _spacing, content_sha256, file_sha256
+    from .features import read_feature_table
+
+    table, fmeta = read_feature_table(features)
+    if fmeta.get("params_sha256") != meta.get("pyradiomics_params_sha256"):
+        raise UsradError("The feature table was extracted with different PyRadiomics settings than the model", [
+            Problem(f"params SHA-256 {fmeta.get('params_sha256')} but the model was trained on "
+                    f"{meta.get('pyradiomics_params_sha256')}", column="params_sha256", file=str(features))])
+    have = (fmeta.get("versions") or {}).get("pyradiomics")
+    want = (meta.get("versions") or {}).get("pyradiomics-bhklab")
+    if want and have and str(have) != str(want):
+        warnings.warn(f"the feature table was extracted with PyRadiomics {have} but the model was trained with "
+                      f"{want}; features may differ", VersionWarning, stacklevel=3)
+    missing = [c for c in inputs["radiomics"] if c not in table.columns]
+    if missing:
+        raise UsradError(f"The feature table lacks {len(missing)} feature(s) the model was trained on", [
+            Problem("feature column missing", column=c, file=str(features)) for c in missing[:20]])
+    index = _content_index(fmeta, table, features)
+    picked, problems = [], []
+    for i, rec in enumerate(cohort.to_dict("records")):
+        pid = str(rec["patient_id"])
+        try:
+            sha = content_sha256(file_sha256(rec["image"]), file_sha256(rec["mask"]),
+                                 _spacing(rec.get("pixel_spacing_mm")))
+        except OSError as exc:
+            problems.append(Problem(f"cannot read file ({exc.strerror or exc})", patient=pid, row=i + 1,
+                                    column="image", file=str(exc.filename or rec["image"])))
+            continue
+        if sha not in index:
+            problems.append(Problem(
+                f"no row of the feature table {features} was extracted from this image and mask with this pixel "
+                "spacing (rows are matched by the files' SHA-256, never by image_id); leave out --features to "
+                "extract it", patient=pid, row=i + 1, column="image", file=str(rec["image"])))
+        picked.append(index.get(sha))
+    if problems:
+        raise UsradError(f"{len(problems)} new image(s) are not in the feature table {features}", problems)
+    rows = table.iloc[picked].reset_index(drop=True)
+    rows["patient_id"] = list(cohort["patient_id"].astype(str))
+    rows["image_id"] = list(cohort["image_id"].astype(str))
+    rows["reader"] = "r1"
+    return rows
 
 
 def design_matrix(cohort: pd.DataFrame, features: pd.DataFrame, inputs: dict) -> pd.DataFrame:
@@ -373,4 +481,4 @@ def write_predictions_table(table: pd.DataFrame, path) -> Path:
 def read_predictions_table(path) -> pd.DataFrame:
     path = Path(path)
     sep = "," if path.suffix.lower() == ".csv" else "\t"
-    return pd.read_csv(path, sep=sep, dtype={"patient_id": str, "image_id": str}, float_precision="round_trip")
+    return read_table(path, sep=sep, float_precision="round_trip")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from .errors import Problem, UsradError
+from .tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -513,6 +515,34 @@ def _max_feret_mm(mask: np.ndarray, spacing: float) -> float:
     return float(np.sqrt((d ** 2).sum(-1)).max() * spacing)
 
 
+def _out_dir_problems(out_dir: Path) -> list[Problem]:
+    """Why the cohort cannot be written to ``out_dir``: a file there or on the way, or no write permission."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return [Problem("the output folder is an existing file; give a folder", file=str(out_dir))]
+    anc = out_dir.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        return [Problem(f"the output folder cannot be created: {anc} is a file", file=str(out_dir))]
+    if not os.access(anc, os.W_OK | os.X_OK) or (out_dir.is_dir() and not os.access(out_dir, os.W_OK | os.X_OK)):
+        return [Problem("the output folder is not writable", file=str(out_dir))]
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not _is_simulated_cohort(out_dir):
+        # its images/ and masks/ would be replaced: never do that to a folder that is not a simulated cohort
+        names = sorted(os.listdir(out_dir))
+        return [Problem(f"the output folder is not empty and holds no simulated cohort ({', '.join(names[:5])}"
+                        f"{', …' if len(names) > 5 else ''}); give a new or empty folder", file=str(out_dir))]
+    return []
+
+
+def _is_simulated_cohort(folder: Path) -> bool:
+    """An earlier output of :func:`simulate_cohort`: its ground truth, or images/masks of simulated patients only."""
+    if (folder / "ground_truth.tsv").is_file():
+        return True
+    subs = [folder / n for n in ("images", "masks") if (folder / n).exists()]
+    pattern = re.compile(r"SIM\d+(_r\d+)?\.nrrd")
+    return bool(subs) and all(s.is_dir() and all(pattern.fullmatch(n) for n in os.listdir(s)) for s in subs)
+
+
 def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, progress: bool = True,
                     n_jobs: int = 1) -> Path:
     """Write the simulated cohort to ``out_dir`` and return the manifest path.
@@ -531,9 +561,10 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
         problems.append(Problem(f"n_patients must be a positive integer, got {n_patients!r}", column="n_patients"))
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         problems.append(Problem(f"seed must be a non-negative integer, got {seed!r}", column="seed"))
+    out_dir = Path(out_dir)
+    problems += _out_dir_problems(out_dir)
     if problems:
         raise UsradError("Cannot simulate the demo cohort", problems)
-    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -632,7 +663,7 @@ def comparison_figure(manifest_path, busbra_dir, out_png, n: int = 8, seed: int 
     if not manifest_path.is_file():
         raise UsradError("Cannot draw the BUS-BRA comparison",
                          [Problem("manifest not found", file=str(manifest_path))])
-    sim = pd.read_csv(manifest_path, sep="\t", dtype={"patient_id": str})
+    sim = read_table(manifest_path)
     real = pd.read_csv(csv)
     real = real[real["Pathology"] == "malignant"]
     rng = np.random.default_rng(seed)
