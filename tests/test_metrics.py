@@ -301,12 +301,12 @@ def test_hosmer_lemeshow_equals_performance_hosmer_on_mtcars(ref):
     mt = pd.read_csv(ref / "mtcars.csv")
     fit = sm.Logit(mt.vs, sm.add_constant(mt[["wt", "mpg"]])).fit(disp=0)
     np.testing.assert_allclose(fit.params, [-12.5412, 0.58286, 0.52406], atol=1e-4)
-    hl = M.hosmer_lemeshow(mt.vs, fit.predict())
+    hl = M.hosmer_lemeshow(mt.vs, fit.predict(), validation=False)  # apparent: fitted on these rows
     assert round(hl["statistic"], 3) == 5.137 and hl["df"] == 8 and round(hl["p_value"], 3) == 0.743
     assert hl["table"]["n"].sum() == 32 and len(hl["table"]) == 10
     # secondary reference: ResourceSelection::hoslem.test(am ~ wt + hp, g = 6)
     fit = sm.Logit(mt.am, sm.add_constant(mt[["wt", "hp"]])).fit(disp=0)
-    hl = M.hosmer_lemeshow(mt.am, fit.predict(), g=6)
+    hl = M.hosmer_lemeshow(mt.am, fit.predict(), g=6, validation=False)
     assert round(hl["statistic"], 4) == 2.3502 and hl["df"] == 4 and round(hl["p_value"], 4) == 0.6717
 
 
@@ -315,7 +315,7 @@ def test_hosmer_lemeshow_drops_duplicate_breaks_like_resourceselection():
     p = np.repeat([0.1, 0.3, 0.5, 0.7], 50)
     y = np.concatenate([np.r_[np.ones(10), np.zeros(40)], np.r_[np.ones(10), np.zeros(40)],
                         np.r_[np.ones(30), np.zeros(20)], np.r_[np.ones(30), np.zeros(20)]])
-    hl = M.hosmer_lemeshow(y, p)
+    hl = M.hosmer_lemeshow(y, p, validation=False)  # ResourceSelection's df = G - 2
     assert list(hl["table"]["n"]) == [100, 50, 50] and hl["df"] == 1
     o1, e1, n = np.array([20, 30, 30]), np.array([20.0, 25.0, 35.0]), np.array([100, 50, 50])
     chi2 = np.sum((o1 - e1) ** 2 / e1 + (o1 - e1) ** 2 / (n - e1))
@@ -490,15 +490,15 @@ def test_performance_table_row_agrees_with_the_component_functions():
     tm = M.threshold_metrics(y, p, 0.4, groups=groups, n_boot=500, seed=3)
     assert row["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert (row["auc_boot_low"], row["auc_boot_high"]) == (boot["low"], boot["high"])
-    assert (row["auc_delong_low"], row["auc_delong_high"]) == pytest.approx(
-        (M.delong_ci(y, p)["low"], M.delong_ci(y, p)["high"]))
+    dl = M.delong_ci(y, p, groups=groups)  # patient-level (clustered) DeLong
+    assert (row["auc_delong_low"], row["auc_delong_high"]) == pytest.approx((dl["low"], dl["high"]))
     for metric in ("sensitivity", "specificity", "accuracy", "ppv", "npv", "f1"):
         assert (row[metric], row[f"{metric}_low"], row[f"{metric}_high"]) == tuple(
             tm.loc[metric, ["estimate", "low", "high"]]), metric
     assert row["tp"] + row["fn"] == y.sum() and row["n"] == 600 and row["n_patients"] == 300
     assert row["brier"] == pytest.approx(np.mean((p - y) ** 2))
     assert row["cal_slope"] == pytest.approx(M.calibration_intercept_slope(y, p)["slope"])
-    assert row["hl_df"] == 8 and 0 <= row["hl_p"] <= 1
+    assert row["hl_df"] == 10 and 0 <= row["hl_p"] <= 1  # validation data: df = g
     assert all(np.isfinite(v) for v in row.values())
     assert M.performance_table(y, p, 0.4, groups=groups, n_boot=500, seed=3) == row  # deterministic
 
@@ -517,3 +517,232 @@ def test_bad_inputs_raise_usrad_error_naming_the_argument(y, p, message):
             fn(y, p)
     with pytest.raises(UsradError, match="one patient ID per prediction"):
         M.bootstrap_auc([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], groups=["a", "b"])
+
+
+# ------------------------------------------------------------------------------------------ patient level (issue 15)
+def _obuchowski_by_pairs(y, scores, groups):
+    """Slow reference: Obuchowski (1997) covariance from explicit case x control comparisons per cluster."""
+    y, scores, groups = np.asarray(y), np.atleast_2d(scores), np.asarray(groups)
+    ids = list(dict.fromkeys(groups))
+    case, ctrl = y == 1, y == 0
+    M_, N_ = case.sum(), ctrl.sum()
+    k = scores.shape[0]
+    aucs, X, Y = np.zeros(k), np.zeros((k, len(ids))), np.zeros((k, len(ids)))
+    for r in range(k):
+        s = scores[r]
+        psi = (s[case][:, None] > s[ctrl][None, :]) + 0.5 * (s[case][:, None] == s[ctrl][None, :])
+        aucs[r] = psi.mean()
+        v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+        for i, g in enumerate(ids):
+            X[r, i] = v10[groups[case] == g].sum()
+            Y[r, i] = v01[groups[ctrl] == g].sum()
+    m_i = np.array([np.sum(case & (groups == g)) for g in ids])
+    n_i = np.array([np.sum(ctrl & (groups == g)) for g in ids])
+    n_cl, i10, i01 = len(ids), np.sum(m_i > 0), np.sum(n_i > 0)
+    cov = np.zeros((k, k))
+    for r in range(k):
+        for s_ in range(k):
+            dxr, dxs = X[r] - m_i * aucs[r], X[s_] - m_i * aucs[s_]
+            dyr, dys = Y[r] - n_i * aucs[r], Y[s_] - n_i * aucs[s_]
+            s10 = i10 / ((i10 - 1) * M_) * np.sum(dxr * dxs)
+            s01 = i01 / ((i01 - 1) * N_) * np.sum(dyr * dys)
+            s11_rs, s11_sr = n_cl / (n_cl - 1) * np.sum(dxr * dys), n_cl / (n_cl - 1) * np.sum(dxs * dyr)
+            cov[r, s_] = s10 / M_ + s01 / N_ + (s11_rs + s11_sr) / (M_ * N_)
+    return aucs, cov
+
+
+def _mixed_clusters(n_pat, seed):
+    """1-3 images per patient, labels per image (a patient can have both), scores sharing a patient effect."""
+    rng = np.random.default_rng(seed)
+    pat = np.repeat(np.arange(n_pat), rng.integers(1, 4, n_pat))
+    r = rng.normal(size=n_pat)[pat]
+    y = (rng.random(len(pat)) < 1 / (1 + np.exp(-(r - 0.3)))).astype(int)
+    s1 = np.round(y + 0.8 * r + rng.normal(size=len(pat)), 1)           # rounded: ties
+    s2 = np.round(0.5 * y + 0.8 * r + rng.normal(size=len(pat)), 1)
+    return y, np.vstack([s1, s2]), np.array([f"P{i:03d}" for i in pat])
+
+
+def test_clustered_delong_equals_a_direct_pairwise_obuchowski_computation():
+    y, s, g = _mixed_clusters(60, seed=1)
+    assert len(set(g[y == 1]) & set(g[y == 0])) > 5          # patients with both positive and negative images
+    aucs, cov = M.delong_auc_cov(y, s, groups=g)
+    ref_aucs, ref_cov = _obuchowski_by_pairs(y, s, g)
+    np.testing.assert_allclose(aucs, ref_aucs, atol=1e-14)
+    np.testing.assert_allclose(cov, ref_cov, rtol=1e-10, atol=1e-16)
+    assert not np.allclose(cov, M.delong_auc_cov(y, s)[1], rtol=0.02)  # the clustering matters here
+    r = M.delong_test(y, s[0], s[1], groups=g)
+    assert r["var_diff"] == pytest.approx(ref_cov[0, 0] + ref_cov[1, 1] - 2 * ref_cov[0, 1], rel=1e-10)
+    half = stats.norm.ppf(0.975) * np.sqrt(r["var_diff"])
+    assert (r["diff_low"], r["diff_high"]) == pytest.approx((r["diff"] - half, r["diff"] + half), abs=1e-14)
+    assert r["method"].startswith("clustered")
+
+
+def test_clustered_delong_with_one_image_per_patient_equals_pROC(asah):
+    ids = np.array([f"P{i}" for i in range(len(asah))])
+    _, cov = M.delong_auc_cov(asah.y, [asah.wfns, asah.ndka, asah.s100b], groups=ids)
+    np.testing.assert_allclose(cov, M.delong_auc_cov(asah.y, [asah.wfns, asah.ndka, asah.s100b])[1],
+                               rtol=1e-12, atol=0)
+    ci = M.delong_ci(asah.y, asah.ndka, groups=ids)
+    assert (ci["low"], ci["auc"], ci["high"]) == pytest.approx(
+        (0.501244999271703, 0.611957994579946, 0.722670989888189), abs=1e-9)
+    r = M.delong_test(asah.y, asah.wfns, asah.s100b, groups=ids)
+    assert (r["z"], r["p_value"]) == pytest.approx((2.20898359144091, 0.0271757822291882), abs=1e-9)
+    assert (r["diff_low"], r["diff_high"]) == pytest.approx((0.0104061769564846, 0.174214419249478), abs=1e-9)
+    plain = M.delong_test(asah.y, asah.wfns, asah.s100b)
+    assert (plain["diff_low"], plain["diff_high"]) == (plain["low"], plain["high"])
+
+
+def test_duplicated_images_give_the_single_image_delong_variance_only_with_patient_ids(asah):
+    y2 = np.repeat(asah.y.to_numpy(), 2)
+    s2 = np.repeat(asah[["wfns", "ndka"]].to_numpy().T, 2, axis=1)
+    ids = np.repeat([f"P{i}" for i in range(len(asah))], 2)
+    single = M.delong_auc_cov(asah.y, asah[["wfns", "ndka"]].to_numpy().T)[1]
+    np.testing.assert_allclose(M.delong_auc_cov(y2, s2, groups=ids)[1], single, rtol=1e-12)
+    naive = M.delong_auc_cov(y2, s2)[1]
+    assert np.all(naive / single < 0.51)                      # images as independent: about half the variance
+    assert M.delong_ci(y2, s2[1], groups=ids)["low"] == pytest.approx(0.501244999271703, abs=1e-9)
+
+
+def test_clustered_delong_needs_two_patients_of_each_class_else_nan():
+    y = [0, 1, 1, 0, 0]
+    p = [0.1, 0.8, 0.7, 0.3, 0.5]
+    one_positive_patient = ["A", "B", "B", "C", "D"]
+    ci = M.delong_ci(y, p, groups=one_positive_patient)
+    assert ci["auc"] == 1.0 and np.isnan(ci["var"]) and np.isnan(ci["low"]) and np.isnan(ci["high"])
+    r = M.delong_test(y, p, np.array(p) ** 2 + 0.01 * np.arange(5), groups=one_positive_patient)
+    assert np.isnan(r["p_value"]) and np.isnan(r["diff_low"]) and np.isfinite(r["diff"])
+    mixed_types = np.array([1, "a", 2, "b", 3], dtype=object)      # numbers and strings: compared as strings
+    assert np.isfinite(M.delong_ci(y, p, groups=mixed_types)["var"])
+
+
+def test_design_effect_is_one_for_single_images_two_for_identical_twins_and_kish_when_unestimable():
+    rng = np.random.default_rng(0)
+    hits = (rng.random(200) < 0.7).astype(int)
+    assert M.design_effect(hits, np.arange(200)) == 1.0
+    twins = M.design_effect(np.repeat(hits, 2), np.repeat(np.arange(200), 2))
+    assert twins == pytest.approx(2 * (200 / 199) / (400 / 399), rel=1e-12)   # = 2 up to the (I-1), (n-1) factors
+    sizes = np.array([1, 2, 3, 4])
+    groups = np.repeat(np.arange(4), sizes)
+    assert M.design_effect(np.ones(10), groups) == pytest.approx(np.sum(sizes ** 2) / 10)   # p = 1: Kish bound
+    assert M.design_effect(np.zeros(6), np.zeros(6)) == 6.0                                # one patient: n_eff 1
+    lo, hi = M.wilson_ci(30, 40, deff=2.0)
+    assert (lo, hi) == pytest.approx(M.wilson_ci(15, 20), abs=1e-14)
+    assert M.wilson_ci(30, 40, deff=0.5) == M.wilson_ci(30, 40)                            # deff < 1 counts as 1
+
+
+def test_threshold_metrics_with_patient_ids_widen_only_when_images_are_clustered():
+    rng = np.random.default_rng(4)
+    y = (rng.random(300) < 0.4).astype(int)
+    p = rng.random(300) * 0.6 + 0.3 * y
+    ids = np.array([f"P{i}" for i in range(300)])
+    single = M.threshold_metrics(y, p, 0.5, n_boot=50)
+    grouped = M.threshold_metrics(y, p, 0.5, groups=ids, n_boot=50)
+    np.testing.assert_array_equal(grouped.loc[grouped.index != "f1", ["low", "high"]],
+                                  single.loc[single.index != "f1", ["low", "high"]])
+    twins = M.threshold_metrics(np.repeat(y, 2), np.repeat(p, 2), 0.5, groups=np.repeat(ids, 2), n_boot=50)
+    naive = M.threshold_metrics(np.repeat(y, 2), np.repeat(p, 2), 0.5, n_boot=50)
+    for metric in ("sensitivity", "specificity", "accuracy", "ppv", "npv"):
+        assert twins.loc[metric, "estimate"] == single.loc[metric, "estimate"]
+        assert twins.loc[metric, "deff"] == pytest.approx(2.0, rel=0.01), metric
+        # twins with patient IDs: the single-image interval (n_eff = n/2); without IDs: too narrow
+        assert (twins.loc[metric, "low"], twins.loc[metric, "high"]) == pytest.approx(
+            (single.loc[metric, "low"], single.loc[metric, "high"]), abs=3e-3), metric
+        assert naive.loc[metric, "high"] - naive.loc[metric, "low"] < 0.75 * (
+            twins.loc[metric, "high"] - twins.loc[metric, "low"]), metric
+    assert twins.loc["sensitivity", "ci_method"] == "wilson, design effect (patients)"
+
+
+def test_hosmer_lemeshow_uses_g_degrees_of_freedom_on_validation_data_and_g_minus_2_on_apparent():
+    y, p = _calibrated(3000, seed=12)
+    val, app = M.hosmer_lemeshow(y, p), M.hosmer_lemeshow(y, p, validation=False)
+    assert val["statistic"] == app["statistic"] and val["validation"] and not app["validation"]
+    assert (val["df"], app["df"]) == (10, 8)
+    assert val["p_value"] == pytest.approx(stats.chi2.sf(val["statistic"], 10), abs=1e-14)
+    assert app["p_value"] == pytest.approx(stats.chi2.sf(app["statistic"], 8), abs=1e-14)
+    assert M.hosmer_lemeshow(y, p, g=6)["df"] == 6
+    for bad in (1, 0, 2.5, "10", True):
+        with pytest.raises(UsradError, match="column 'g'"):
+            M.hosmer_lemeshow(y, p, g=bad)
+
+
+def test_calibration_ci_is_cluster_robust_with_patient_ids():
+    y, p = _calibrated(1500, seed=13, scale=0.8)
+    ids = np.array([f"P{i}" for i in range(1500)])
+    plain = M.calibration_intercept_slope(y, p)
+    assert M.calibration_intercept_slope(y, p, groups=ids) == {**plain, "n_patients": 1500.0}  # one image each
+    assert plain["cov_type"] == "model" and np.isnan(plain["n_patients"])
+    assert plain["slope_p"] == pytest.approx(2 * stats.norm.sf(abs(plain["slope"] - 1) / plain["slope_se"]))
+    y2, p2, ids2 = np.repeat(y, 2), np.repeat(p, 2), np.repeat(ids, 2)
+    twins, naive = M.calibration_intercept_slope(y2, p2, groups=ids2), M.calibration_intercept_slope(y2, p2)
+    assert twins["cov_type"] == "cluster" and twins["n_patients"] == 1500
+    lp = np.log(p / (1 - p))
+    sandwich = {  # robust SEs of the single images (statsmodels, one cluster per image)
+        "intercept": sm.GLM(y, np.ones((1500, 1)), family=sm.families.Binomial(), offset=lp).fit(
+            cov_type="cluster", cov_kwds={"groups": np.arange(1500)}).bse[0],
+        "slope": sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit(
+            cov_type="cluster", cov_kwds={"groups": np.arange(1500)}).bse[1]}
+    for key in ("intercept", "slope"):
+        assert twins[key] == pytest.approx(plain[key], abs=1e-9)
+        # duplicated images with patient IDs: the single-image width; without IDs: 1/sqrt(2) of it
+        assert twins[f"{key}_se"] == pytest.approx(sandwich[key], rel=1e-3), key
+        assert naive[f"{key}_se"] == pytest.approx(plain[f"{key}_se"] / np.sqrt(2), rel=0.01), key
+        assert twins[f"{key}_se"] > 1.3 * naive[f"{key}_se"], key
+
+
+@pytest.mark.parametrize("fn", [M.brier_score, M.calibration_intercept_slope, M.reliability_curve,
+                                M.hosmer_lemeshow, M.smoothed_calibration])
+def test_calibration_functions_refuse_scores_that_are_not_probabilities(fn):
+    with pytest.raises(UsradError, match=r"column 'p'.*not probabilities in \[0, 1\].*position 2"):
+        fn([0, 1, 0, 1], [0.1, 0.9, 1.7, 0.4])
+    with pytest.raises(UsradError, match="not probabilities"):
+        fn([0, 1, 0, 1], [0.1, 0.9, -0.2, 0.4])
+
+
+def test_smoothed_calibration_follows_the_diagonal_when_calibrated_and_bends_when_overfitted():
+    y, p = _calibrated(4000, seed=14)
+    sc = M.smoothed_calibration(y, p, n_boot=200, seed=1)
+    assert list(sc.columns) == ["p_grid", "observed", "lower", "upper"] and len(sc) == 101
+    assert (sc.lower <= sc.observed).all() and (sc.observed <= sc.upper).all()
+    assert np.max(np.abs(sc.observed - sc.p_grid)[sc.p_grid.between(0.05, 0.95)]) < 0.05
+    assert ((sc.lower <= sc.p_grid) & (sc.p_grid <= sc.upper)).mean() > 0.9
+    assert len(sc.attrs["knots"]) == 3 and sc.attrs["n_failed"] == 0
+    assert len(M.smoothed_calibration(y, p, n_boot=20, knots=5).attrs["knots"]) == 5
+    y, p = _calibrated(4000, seed=14, scale=2.0)                     # too extreme predictions
+    sc = M.smoothed_calibration(y, p, n_boot=200, seed=1, grid=[0.05, 0.5, 0.95])
+    assert sc.loc[0, "lower"] > 0.05 and sc.loc[2, "upper"] < 0.95  # observed risk less extreme than predicted
+    assert sc.loc[1, "lower"] < 0.5 < sc.loc[1, "upper"]
+
+
+def test_smoothed_calibration_band_is_patient_level_and_seeded():
+    y, p = _calibrated(600, seed=15)
+    ids = np.array([f"P{i:04d}" for i in range(600)])                # sorted like the images: same resamples
+    single = M.smoothed_calibration(y, p, n_boot=100, seed=3)
+    twins = M.smoothed_calibration(np.repeat(y, 2), np.repeat(p, 2), groups=np.repeat(ids, 2), n_boot=100, seed=3)
+    naive = M.smoothed_calibration(np.repeat(y, 2), np.repeat(p, 2), n_boot=100, seed=3)
+    np.testing.assert_allclose(twins.to_numpy(), single.to_numpy(), atol=1e-8)   # a duplicate adds nothing
+    assert np.median((naive.upper - naive.lower) / (single.upper - single.lower)) < 0.8
+    again = M.smoothed_calibration(y, p, n_boot=100, seed=3)
+    pd.testing.assert_frame_equal(again, single)
+    assert not np.allclose(M.smoothed_calibration(y, p, n_boot=100, seed=4).lower, single.lower)
+
+
+def test_smoothed_calibration_is_fast_and_handles_few_distinct_predictions():
+    y, p = _calibrated(1000, seed=16)
+    ids = np.repeat(np.arange(500), 2)
+    best = min(_timed(lambda: M.smoothed_calibration(y, p, groups=ids, n_boot=200)) for _ in range(3))
+    assert best < 1.0, f"{best:.2f} s for 1,000 rows and 200 resamples"
+    p2 = np.where(p > 0.4, 0.7, 0.2)                                  # two distinct values: no spline
+    sc = M.smoothed_calibration(y, p2, n_boot=50, grid=[0.2, 0.7])
+    assert sc.attrs["knots"] == [] and "too few distinct" in sc.attrs["method"]
+    for q in (0.2, 0.7):                                              # the logistic fit reproduces the two rates
+        assert sc.loc[sc.p_grid == q, "observed"].item() == pytest.approx(y[p2 == q].mean(), abs=1e-6)
+    with pytest.raises(UsradError, match="column 'grid'"):
+        M.smoothed_calibration(y, p, grid=[0.5, 1.5])
+
+
+def _timed(fn):
+    import time
+
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
