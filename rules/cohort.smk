@@ -65,6 +65,29 @@ rule validate_cohort:
         "../workflow/scripts/validate_cohort.py"
 
 
+# The config against the cohort (split, classes in every part, predictors, ICC copy): a small job that the
+# extraction waits for on a first run (ancient: a later change of a modelling key reruns it, not the extraction).
+rule check_plan:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+    output:
+        plan=f"{RESULTS}/cohort/plan.txt",
+    params:
+        config=plan_config(),
+    log:
+        f"{RESULTS}/logs/check_plan.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/check_plan.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/check_plan.py"
+
+
 rule busbra_manifest:
     output:
         f"{RESULTS}/cohort/busbra_manifest.tsv",

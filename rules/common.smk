@@ -72,6 +72,17 @@ def validation_config():
             "split": {"test_size": config["split"]["test_size"]}}
 
 
+def plan_config():
+    """Keys check_plan reads: what the split and the models would refuse later (usrad.models.check_plan): the split
+    and its seed, CV folds and classifiers (patients per class), the ICC filter's second segmentation."""
+    m = config["modelling"]
+    return {**config_part("clinical", "tasks", "split", "seed"),
+            "modelling": {"cv_folds": m["cv_folds"], "classifiers": m["classifiers"],
+                          "combined_classifiers": m["combined_classifiers"],
+                          "reproducibility": {"copy_reader": m["reproducibility"]["copy_reader"]}},
+            "extraction": {"perturbed_masks": config["extraction"]["perturbed_masks"]}}
+
+
 def config_part(*keys):
     """Only the config keys a rule reads, as its params: changing another key does not rerun it."""
     return {key: config[key] for key in keys}
@@ -103,6 +114,28 @@ def task_names():
     return [task["name"] for task in config["tasks"]]
 
 
+def model_names():
+    """The bundles fit_task writes per task: radscore and the classifiers, plus clinical, nomogram and combined
+    unless the config is radiomics only (clinical.predictors: [])."""
+    from usrad.models import model_names as names
+
+    return names(config)
+
+
+def radiomics_only():
+    from usrad.models import radiomics_only as only
+
+    return only(config)
+
+
+def clinical_tables():
+    """fit_task's univariable and multivariable odds-ratio tables (not written when radiomics only)."""
+    if radiomics_only():
+        return {}
+    return {"univariable": f"{RESULTS}/{{task}}/tables/univariable.tsv",
+            "multivariable": f"{RESULTS}/{{task}}/tables/multivariable.tsv"}
+
+
 def task_dir(wildcards):
     return f"{RESULTS}/{wildcards.task}"
 
@@ -114,28 +147,66 @@ def n_boot():
     return N_BOOT
 
 
-def task_figure_pdfs():
-    from usrad.report import TASK_FIGURES
+def task_figures():
+    """Figure stems of rule evaluate_task (usrad.report.task_figures: no nomogram when radiomics only)."""
+    from usrad.report import task_figures as figures
 
-    return [f"{RESULTS}/{{task}}/figures/{name}.pdf" for name in TASK_FIGURES]
+    return figures(config)
+
+
+def task_tables():
+    """Tables of rule evaluate_task (usrad.report.task_tables: no Table 2 when radiomics only)."""
+    from usrad.report import task_tables as tables
+
+    return tables(config)
+
+
+def task_figure_pdfs():
+    return [f"{RESULTS}/{{task}}/figures/{name}.pdf" for name in task_figures()]
+
+
+#: Figures and tables of rule evaluate_task shown in `snakemake --report`: name -> (caption, category).
+REPORT_ITEMS = {
+    "roc": ("roc", "Discrimination"), "forest": ("forest", "Discrimination"),
+    "calibration": ("calibration", "Calibration and clinical utility"),
+    "decision_curve": ("decision_curve", "Calibration and clinical utility"),
+    "radscore": ("radscore", "Radiomics signature"), "confusion": ("confusion", "Discrimination"),
+    "icc": ("icc", "Radiomics signature"), "lasso_cv": ("lasso", "Radiomics signature"),
+    "lasso_path": ("lasso", "Radiomics signature"), "nomogram": ("nomogram", "Models"), "shap": ("shap", "Models"),
+}
+REPORT_TABLES = {"table2_odds_ratios": ("table2", "table2"), "table3_performance_formatted": ("table3", "table3"),
+                 "delong": ("delong", "delong")}
+
+
+def evaluation_outputs():
+    """Rule evaluate_task's named outputs: each figure (PNG, in the report with its caption), the PDFs, the
+    tables shown in the report and the other tables; the set follows the config (usrad.report.task_figures)."""
+    out = {}
+    for name in task_figures():
+        caption, category = REPORT_ITEMS[name]
+        out[name] = report(f"{RESULTS}/{{task}}/figures/{name}.png", caption=f"../report/{caption}.rst",
+                           category=category, subcategory="{task}")
+    out["pdfs"] = task_figure_pdfs()
+    tables = task_tables()
+    for name, (key, caption) in REPORT_TABLES.items():
+        if name in tables:
+            out[key] = report(f"{RESULTS}/{{task}}/tables/{name}.tsv", caption=f"../report/{caption}.rst",
+                              category="Tables", subcategory="{task}")
+    out["tables"] = task_other_tables()
+    return out
 
 
 def task_other_tables():
     """The evaluation's tables not listed one by one in rule evaluate_task's report() outputs."""
-    from usrad.report import TASK_TABLES
-
-    shown = {"table2_odds_ratios", "table3_performance_formatted", "delong"}
-    return [f"{RESULTS}/{{task}}/tables/{name}.tsv" for name in TASK_TABLES if name not in shown]
+    return [f"{RESULTS}/{{task}}/tables/{name}.tsv" for name in task_tables() if name not in REPORT_TABLES]
 
 
 def evaluation_targets():
     """Every task's evaluation outputs (figures PNG + PDF, tables)."""
-    from usrad.report import TASK_FIGURES, TASK_TABLES
-
     out = []
     for task in task_names():
-        out += [f"{RESULTS}/{task}/figures/{n}.{ext}" for n in TASK_FIGURES for ext in ("png", "pdf")]
-        out += [f"{RESULTS}/{task}/tables/{n}.tsv" for n in TASK_TABLES]
+        out += [f"{RESULTS}/{task}/figures/{n}.{ext}" for n in task_figures() for ext in ("png", "pdf")]
+        out += [f"{RESULTS}/{task}/tables/{n}.tsv" for n in task_tables()]
         if config["modelling"]["ablation"]:
             out += [f"{RESULTS}/{task}/tables/ablation.tsv", f"{RESULTS}/{task}/figures/ablation.png"]
     return out

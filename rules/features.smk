@@ -5,6 +5,7 @@
 rule extract_shard:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
+        plan=ancient(f"{RESULTS}/cohort/plan.txt"),
         params=radiomics_params(),
     output:
         f"{RESULTS}/features/shards/{{shard}}.parquet",

@@ -1,10 +1,12 @@
-# Models: one patient-level split for every task, then every model of a task fitted in one job
+# Models: one patient-level split for every task, then every model of a task fitted in one job (radscore, the
+# classifiers, and clinical/nomogram/combined unless clinical.predictors is empty: common.smk model_names)
 # (selection sits inside the pipelines, so cross-validation refits it per fold: leak-free by construction).
 
 
 rule split:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
+        plan=f"{RESULTS}/cohort/plan.txt",
     output:
         split=f"{RESULTS}/split/split.tsv",
     params:
@@ -28,8 +30,7 @@ rule fit_task:
         predictions=f"{RESULTS}/{{task}}/predictions.tsv",
         models=directory(f"{RESULTS}/{{task}}/models"),
         selection=directory(f"{RESULTS}/{{task}}/selection"),
-        univariable=f"{RESULTS}/{{task}}/tables/univariable.tsv",
-        multivariable=f"{RESULTS}/{{task}}/tables/multivariable.tsv",
+        **clinical_tables(),  # Table 2's odds ratios; none when radiomics only
     params:
         config=validated_config(),
     log:

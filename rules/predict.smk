@@ -4,12 +4,19 @@
 
 
 def card_models():
-    """Every bundle fit_task writes for a task (the folder names under results/{task}/models)."""
-    return ["radscore"] + list(config["modelling"]["classifiers"]) + ["clinical", "nomogram", "combined"]
+    """Every bundle fit_task writes for a task (the folder names under results/{task}/models; common.smk)."""
+    return model_names()
 
 
 def card_files():
     return [f"{RESULTS}/{{task}}/card/{m}.{ext}" for m in card_models() for ext in ("md", "json")]
+
+
+def nomogram_files():
+    """The printable nomogram and its HTML page (none when radiomics only: there is no nomogram model)."""
+    if "nomogram" not in card_models():
+        return {}
+    return {f"nomogram_{ext}": f"{RESULTS}/{{task}}/card/nomogram.{ext}" for ext in ("png", "pdf", "html")}
 
 
 def task_description(wildcards):
@@ -32,7 +39,7 @@ def predict_targets():
     out = []
     for task in task_names():
         out += expand(card_files(), task=task)
-        out += [f"{RESULTS}/{task}/card/nomogram.{ext}" for ext in ("png", "pdf", "html")]
+        out += expand(list(nomogram_files().values()), task=task)
         if config["predict_manifest"]:
             out += [f"{RESULTS}/predict/{task}/{m}/predictions.tsv" for m in config["predict_models"]]
     return out
@@ -45,9 +52,7 @@ rule model_card:
         performance=f"{RESULTS}/{{task}}/tables/table3_performance.tsv",
     output:
         cards=card_files(),
-        nomogram_png=f"{RESULTS}/{{task}}/card/nomogram.png",
-        nomogram_pdf=f"{RESULTS}/{{task}}/card/nomogram.pdf",
-        nomogram_html=f"{RESULTS}/{{task}}/card/nomogram.html",
+        **nomogram_files(),
     params:
         models=card_models(),
         demo=is_demo(),

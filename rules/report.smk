@@ -67,6 +67,7 @@ rule summary:
         tasks=task_names(),
         demo=is_demo(),
         results_dir=RESULTS,
+        radiomics_only=radiomics_only(),
     log:
         f"{RESULTS}/logs/summary.log",
     benchmark:

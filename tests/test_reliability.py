@@ -252,8 +252,10 @@ def test_too_few_patients_per_class_for_the_configured_cv_folds_is_refused(tmp_p
     cfg["modelling"] = {"cv_folds": 12}  # 12 folds on the 75 % training part need ceil(12 / 0.75) = 16 per class
     got = problems_of(manifest, cfg)
     assert [m for *_, m in got] == [
-        "task 'metastasis': only 14 negative patient(s); cross-validation needs at least 16 patients per class",
-        "task 'burden': only 10 negative, 12 positive patient(s); cross-validation needs at least 16 patients per class"]
+        "task 'metastasis': only 14 negative patient(s); cross-validation needs at least 16 patients per class"
+        " (keys 'modelling.cv_folds', 'split.test_size')",
+        "task 'burden': only 10 negative, 12 positive patient(s); cross-validation needs at least 16 patients per class"
+        " (keys 'modelling.cv_folds', 'split.test_size')"]
 
 
 def test_one_report_lists_every_problem_of_a_messy_manifest(tmp_path):

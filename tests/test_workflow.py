@@ -50,7 +50,7 @@ def write_config(workdir: Path, **overrides) -> None:
 def test_default_config_plans_simulation_validation_and_sharded_extraction(tmp_path):
     write_config(tmp_path, extraction={"shards": 16})
     jobs = planned_jobs(tmp_path, "results/features/features.parquet")
-    assert jobs == {"simulate": 1, "validate_cohort": 1, "extract_shard": 16, "merge_features": 1}
+    assert jobs == {"simulate": 1, "validate_cohort": 1, "check_plan": 1, "extract_shard": 16, "merge_features": 1}
 
 
 PREDICTIONS = ("results/metastasis/predictions.tsv", "results/burden/predictions.tsv")
@@ -80,6 +80,20 @@ def test_same_seed_gives_byte_identical_predictions_and_bundles_with_1_and_2_cor
 
 
 @pytest.mark.slow
+def test_a_changed_modelling_key_rechecks_the_plan_but_does_not_rerun_the_extraction(small_run):
+    workdir, _, _ = small_run
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    other = workdir / "other.yaml"
+    other.write_text(yaml.safe_dump({**cfg, "modelling": {"cv_folds": 4}}))
+    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+                           str(other), "--dry-run", "--quiet", "rules", *PREDICTIONS], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    planned = dict(re.findall(r"^\s*(\w+)\s+(\d+)\s*$", proc.stdout + proc.stderr, re.M))
+    assert planned.get("check_plan") == "1" and planned.get("fit_task") == "2", planned
+    assert "extract_shard" not in planned and "validate_cohort" not in planned and "merge_features" not in planned
+
+
+@pytest.mark.slow
 def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(small_run):
     from usrad.features import read_feature_table
 
@@ -101,7 +115,7 @@ def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(sma
     before = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     manifest.to_csv(first_path, sep="\t", index=False)
     jobs = planned_jobs(workdir, target)
-    assert jobs == {"validate_cohort": 1, "extract_shard": 4, "merge_features": 1}
+    assert jobs == {"validate_cohort": 1, "check_plan": 1, "extract_shard": 4, "merge_features": 1}
     run_snakemake(workdir, target)
     after = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     assert len(after) == len(before) + 2, "exactly the new patient's two reader masks are extracted"

@@ -31,6 +31,7 @@ import pandas as pd
 from . import plots
 from .atomic import write_text
 from .errors import Problem, UsradError
+from .tables import read_table
 
 FORMAT = "usrad-model-card/1"
 TASK_LABELS = {"metastasis": "axillary lymph node metastasis (N+ vs N0)",
@@ -498,7 +499,7 @@ def write_task_cards(task_dir, out_dir, models=None, demo: bool = False, task_de
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     perf_path = task_dir / "tables" / "table3_performance.tsv"
     try:
-        performance = pd.read_csv(perf_path, sep="\t")
+        performance = read_table(perf_path, text=("model", "split"))
     except FileNotFoundError:
         raise UsradError("The performance table is missing (run evaluate_task first)",
                          [Problem("file not found", file=str(perf_path))]) from None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +72,41 @@ def validate_config(config: dict | None, schema: dict | None = None, source: str
     except RecursionError:
         raise UsradError(f"Invalid configuration in {source}", [Problem("the config is nested too deeply", file=source)]) from None
     for err in errors:
-        problems.append(Problem(f"key {_key_path(err)!r}: {_short(err.message)}", file=source))
+        problems.append(Problem(f"key {_key_path(err)!r}: {_short(err.message)}{_text_hint(err)}", file=source))
+    problems.extend(_expression_problems(cfg, source))  # a config is data: its task expressions never run code
     if problems:
         raise UsradError(f"Invalid configuration in {source}", problems)
     for _ in _DefaultFiller(schema).iter_errors(cfg):
         pass
     problems.extend(_semantic_problems(cfg, source))
+    problems.extend(run_problems(cfg, source))
     if problems:
         raise UsradError(f"Invalid configuration in {source}", problems)
     return cfg
+
+
+def _expression_problems(cfg: dict, source: str) -> list[Problem]:
+    """Every task label/subset that is not a valid task expression (:mod:`usrad.expr`; docs/manifest.md, "Task
+    expressions"), each naming ``tasks[i].label``/``subset``. Runs on the raw config: values of the wrong type are
+    left to the schema check; whether the columns exist is checked against the manifest (usrad.cohort)."""
+    from .expr import ExpressionError, parse, shown
+
+    tasks = cfg.get("tasks")
+    problems = []
+    for i, task in enumerate(tasks if isinstance(tasks, list) else []):
+        if not isinstance(task, dict):
+            continue
+        for key in ("label", "subset"):
+            text = task.get(key)
+            if not isinstance(text, str) or (key == "subset" and not text.strip()):
+                continue  # not text: the schema says so; an empty subset is no subset
+            try:
+                parse(text)
+            except ExpressionError as err:
+                name = f" (task {task['name']!r})" if isinstance(task.get("name"), str) else ""
+                problems.append(Problem(f"key 'tasks[{i}].{key}'{name}: expression {shown(text)} is refused: {err.reason}",
+                                        file=source))
+    return problems
 
 
 OUTCOME_COLUMNS = {"n_positive_nodes"}
@@ -112,6 +139,126 @@ def _semantic_problems(cfg: dict, source: str) -> list[Problem]:
         if col not in clin["predictors"]:
             problems.append(Problem(f"key 'clinical.categorical': {col!r} is not in clinical.predictors", file=source))
     return problems
+
+
+def _text_hint(err: jsonschema.ValidationError) -> str:
+    """A hint when a number, true/false or null was given as text: Snakemake's ``--config KEY="{...}"`` passes
+    every value inside the braces as text."""
+    if err.validator not in ("type", "enum") or not isinstance(err.instance, str):
+        return ""
+    try:
+        parsed = yaml.safe_load(err.instance)
+    except yaml.YAMLError:
+        return ""
+    if parsed is None or isinstance(parsed, (bool, int, float)):
+        return (f" ({err.instance!r} is text here; values inside --config KEY=\"{{...}}\" reach the workflow as text: "
+                "give such keys in a --configfile)")
+    return ""
+
+
+#: Manifest columns that identify an image or locate its files: never predictors.
+ID_COLUMNS = ("patient_id", "image_id", "image", "mask", "mask_reader2", "pixel_spacing_mm")
+
+
+def run_problems(cfg: dict, source: str = "config") -> list[Problem]:
+    """What a later rule would refuse, known from the (schema-valid) config alone: predictors, split, ICC
+    copy reader, predicted models and search spaces. The checks that need the cohort are
+    :func:`usrad.models.plan_problems`."""
+    return (_predictor_problems(cfg, source) + _split_config_problems(cfg, source)
+            + _copy_reader_config_problems(cfg, source) + _predict_model_problems(cfg, source)
+            + _search_space_config_problems(cfg, source))
+
+
+def _twice(values: list) -> list:
+    return sorted({v for v in values if values.count(v) > 1}, key=str)
+
+
+def _predictor_problems(cfg: dict, source: str) -> list[Problem]:
+    """Predictors listed twice, id/path columns, columns a task's label/subset uses (leakage), the split column."""
+    from .expr import ExpressionError, columns
+
+    def names_in(text) -> set[str]:
+        try:
+            return set(columns(text))
+        except ExpressionError:  # reported by _expression_problems
+            return set()
+
+    clin = cfg["clinical"]
+    preds = list(clin["predictors"])
+    problems = [Problem(f"key 'clinical.predictors': {c!r} is listed twice", file=source) for c in _twice(preds)]
+    problems += [Problem(f"key 'clinical.categorical': {c!r} is listed twice", file=source)
+                 for c in _twice(list(clin["categorical"]))]
+    problems += [Problem(f"key 'clinical.predictors': {c!r} identifies an image or its files, it is not a clinical "
+                         "variable", file=source) for c in dict.fromkeys(preds) if c in ID_COLUMNS]
+    for task in cfg["tasks"]:
+        for part in ("label", "subset"):
+            used = names_in(task.get(part)) - OUTCOME_COLUMNS  # outcomes: reported by _semantic_problems
+            problems += [Problem(f"key 'clinical.predictors': {c!r} is used by the {part} of task {task['name']!r}; "
+                                 "a task's own outcome as a predictor is leakage", file=source)
+                         for c in dict.fromkeys(preds) if c in used]
+    by = cfg["split"]["by_column"]
+    if by is not None and by in preds:
+        problems.append(Problem(f"key 'split.by_column': {by!r} is also a clinical predictor, but its external values "
+                                "are never seen in training; remove it from clinical.predictors", file=source))
+    return problems
+
+
+def _split_config_problems(cfg: dict, source: str) -> list[Problem]:
+    sp = cfg["split"]
+    problems = []
+    if sp["by_column"] is None:
+        if not sp["test_size"]:
+            problems.append(Problem("key 'split.test_size': 0 leaves no test set; give a fraction such as 0.25, or "
+                                    "hold out an external set with split.by_column and split.external_values", file=source))
+        if sp["external_values"]:
+            problems.append(Problem("key 'split.external_values': set split.by_column (the column these values are "
+                                    "in), or leave external_values empty", file=source))
+    elif not sp["external_values"]:
+        problems.append(Problem(f"key 'split.external_values' is empty: name the values of {sp['by_column']!r} that form "
+                                "the external set", file=source))
+    problems += [Problem(f"key 'split.external_values': {v!r} is listed twice", file=source)
+                 for v in _twice(list(sp["external_values"]))]
+    return problems
+
+
+def _copy_reader_config_problems(cfg: dict, source: str) -> list[Problem]:
+    """``modelling.reproducibility.copy_reader`` must name a segmentation the feature table will have."""
+    wanted = cfg["modelling"]["reproducibility"]["copy_reader"]
+    n = cfg["extraction"]["perturbed_masks"]
+    key = "key 'modelling.reproducibility.copy_reader'"
+    if wanted in (None, "auto", "none", "r2"):
+        return []
+    if wanted == "r1":
+        return [Problem(f"{key}: 'r1' is the reference segmentation itself; use r2, p1 … or auto", file=source)]
+    m = re.fullmatch(r"p([1-9][0-9]*)", str(wanted))
+    if m and int(m.group(1)) <= n:
+        return []
+    if m:
+        return [Problem(f"{key}: {wanted!r} needs extraction.perturbed_masks >= {m.group(1)} (it is {n})", file=source)]
+    perturbed = [f"p{i}" for i in range(1, n + 1)]
+    return [Problem(f"{key}: {wanted!r} is not a segmentation of the feature table; choose auto, r2"
+                    f"{', ' + ', '.join(perturbed) if perturbed else ''} or null", file=source)]
+
+
+def _predict_model_problems(cfg: dict, source: str) -> list[Problem]:
+    """``predict_models`` must be bundles the run writes (checked when ``predict_manifest`` is set)."""
+    if not cfg["predict_manifest"]:
+        return []
+    from .models import model_names, radiomics_only
+
+    names = model_names(cfg)
+    why = " (radiomics only: clinical.predictors is empty)" if radiomics_only(cfg) else ""
+    return [Problem(f"key 'predict_models': {m!r} is not fitted by this configuration{why}; choose from "
+                    f"{', '.join(names)}", file=source) for m in dict.fromkeys(cfg["predict_models"]) if m not in names]
+
+
+def _search_space_config_problems(cfg: dict, source: str) -> list[Problem]:
+    spaces = cfg["modelling"]["search_spaces"]
+    if not spaces:
+        return []
+    from .models import search_space_problems
+
+    return search_space_problems(spaces, cfg["modelling"]["class_weight"], source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

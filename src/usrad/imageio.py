@@ -31,23 +31,46 @@ silently would change every intensity feature, so that choice is left to the use
 
 Masks: background 0, lesion one single non-zero label (1, or 255 as written by most drawing tools, or
 any other single value); two or more different non-zero labels, an empty mask, or a size different
-from the image's are refused. Pixel (i, j) of the mask labels pixel (i, j) of the image: the mask gets
+from the image's are refused. A mask with transparency (RGBA, grey + alpha, palette with a transparent
+entry) whose colour is the same everywhere holds its lesion in the alpha channel: lesion = alpha non-zero
+(drawing tools that paint the lesion in transparency); otherwise the colour holds it and fully transparent
+pixels are background. A mask that marks most of the image is refused as inverted or not a lesion: every
+pixel non-zero, a lesion covering more than MAX_BORDER_FRACTION (half) of the image border pixels (an
+inverted mask: BUS-BRA lesions cover at most 3 %), or more than MAX_LESION_FRACTION (75 %) of the image's
+non-black area (pixels of the image that are not 0, plus the lesion; BUS-BRA's largest lesion is 58 %).
+Pixel (i, j) of the mask labels pixel (i, j) of the image: the mask gets
 the image's spacing, origin and direction (a mask that carries a spacing must agree within 1 %; a mask
 file that stores an origin and direction, e.g. NRRD/NIfTI, must have the direction of an image file that
 stores them, and its origin within half a pixel — otherwise it is flipped or shifted).
+
+Size: an image (or mask) of more than MAX_PIXELS (4096 x 4096 = 16.8 million) pixels is refused before its
+pixels are decoded (an ultrasound frame has about 0.3-2 million; a 4K screen capture 8.3 million): it is
+not a B-mode frame, and PyRadiomics' filtered images of it would need several GB. Pillow's own
+"decompression bomb" warning is never shown; the limit is this one.
+
+Paths: str, bytes or os.PathLike; a folder or file name that is not valid UTF-8 is read as well (SimpleITK
+is given a UTF-8 alias of it, a symbolic link in a temporary folder).
 
 Every failure raises :class:`~usrad.errors.UsradError` with one :class:`~usrad.errors.Problem` that names
 the file; the cohort layer adds patient, column and row.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import Problem, UsradError
+from .tables import parse_number
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -61,9 +84,56 @@ SUPPORTED_EXTENSIONS = RASTER_EXTENSIONS + ITK_EXTENSIONS + DICOM_EXTENSIONS
 
 LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's "L" conversion
 SPACING_TOLERANCE = 0.01  # relative
+MAX_PIXELS = 4096 * 4096  # larger files are refused before decoding (module docstring)
+MAX_LESION_FRACTION = 0.75  # of the image's non-black area: more is an inverted mask or not a lesion
+MAX_BORDER_FRACTION = 0.5  # of the image's border pixels covered by the lesion: more is an inverted mask
+_PIL_OPEN_LOCK = threading.Lock()  # warnings filters are process-wide: Image.open under one lock
 
 
 SPACING_COLUMN = "pixel_spacing_mm"  # the manifest column a spacing problem is about
+
+
+def _too_large(path, pixels: int, size: str = "") -> UsradError:
+    shown = f"{size} = " if size else ""
+    return _fail(path, f"image has {shown}{pixels:,} pixels, more than the {MAX_PIXELS:,} (4096 x 4096) usrad reads: it is "
+                       "not a single ultrasound frame (about 0.3-2 million pixels); export the B-mode frame itself")
+
+
+def _check_size(path, size) -> None:
+    dims = sorted(int(d) for d in size)[-2:]
+    pixels = int(np.prod(dims)) if dims else 0
+    if pixels > MAX_PIXELS:
+        raise _too_large(path, pixels, " x ".join(str(int(d)) for d in size))
+
+
+@contextmanager
+def _itk_name(path: Path):
+    """A file name SimpleITK can take: the path itself, or, for a path that is not valid UTF-8 (SimpleITK aborts
+    the process on one), a symbolic link with a UTF-8 name to it (to its folder, so that a detached header's
+    data file is found beside it)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield text
+        return
+    tmp = tempfile.mkdtemp(prefix="usrad-itk-")
+    try:
+        folder = os.path.join(tmp, "d")
+        os.symlink(os.path.abspath(path.parent), folder)
+        try:
+            path.name.encode("utf-8")
+            alias = os.path.join(folder, path.name)
+        except UnicodeEncodeError:
+            low = path.name.lower()
+            ext = next((e for e in sorted(SUPPORTED_EXTENSIONS, key=len, reverse=True) if low.endswith(e)), "")
+            alias = os.path.join(tmp, "file" + ext)
+            os.symlink(os.path.abspath(path), alias)
+        yield alias
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _fail(path, message: str, column: str | None = None) -> UsradError:
@@ -83,7 +153,7 @@ def _kind(path: Path) -> str:
 
 
 def _check_file(path) -> Path:
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     if not path.exists():
         raise _fail(path, "file not found")
     if not path.is_file():
@@ -118,7 +188,17 @@ def _read_raster(path: Path):
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with _PIL_OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is MAX_PIXELS
+            im = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(path, int(found.group(1)) if found else MAX_PIXELS + 1) from None
+    except Exception as exc:  # Pillow raises many types for corrupt/truncated files
+        raise _fail(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
+    with im:
+        _check_size(path, im.size)  # before the pixels are decoded
+        try:
             im.load()
             mode = im.mode
             if mode == "P":
@@ -128,8 +208,8 @@ def _read_raster(path: Path):
             elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
                 im = im.convert("RGB")
             arr = np.asarray(im)
-    except Exception as exc:  # Pillow raises many types for corrupt/truncated files
-        raise _fail(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # Pillow raises many types for corrupt/truncated files
+            raise _fail(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
     return arr, None, None
 
 
@@ -160,15 +240,32 @@ def _itk_array(img: sitk.Image, path: Path) -> np.ndarray:
     return arr, img
 
 
-def _read_itk(path: Path):
+def _itk_detail(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()
+    return next((ln.strip() for ln in reversed(msg) if ln.strip()), type(exc).__name__)
+
+
+def _itk_read(path: Path, image_io: str | None = None) -> sitk.Image:
+    """Read with SimpleITK after checking the size in the header (MAX_PIXELS)."""
     import SimpleITK as sitk
 
+    with _itk_name(path) as name:
+        reader = sitk.ImageFileReader()
+        if image_io:
+            reader.SetImageIO(image_io)
+        reader.SetFileName(name)
+        reader.ReadImageInformation()
+        _check_size(path, reader.GetSize())
+        return reader.Execute()
+
+
+def _read_itk(path: Path):
     try:
-        img = sitk.ReadImage(str(path))
+        img = _itk_read(path)
+    except UsradError:
+        raise
     except Exception as exc:
-        msg = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in reversed(msg) if ln.strip()), type(exc).__name__)
-        raise _fail(path, f"not a readable image ({detail})") from None
+        raise _fail(path, f"not a readable image ({_itk_detail(exc)})") from None
     arr, img = _itk_array(img, path)
     return arr, tuple(float(s) for s in img.GetSpacing()), (tuple(img.GetOrigin()), tuple(img.GetDirection()))
 
@@ -202,18 +299,13 @@ def _dicom_spacing(path: Path):
 
 
 def _read_dicom(path: Path):
-    import SimpleITK as sitk
-
     spacing = _dicom_spacing(path)
     try:
-        reader = sitk.ImageFileReader()
-        reader.SetImageIO("GDCMImageIO")
-        reader.SetFileName(str(path))
-        img = reader.Execute()
+        img = _itk_read(path, "GDCMImageIO")
+    except UsradError:
+        raise
     except Exception as exc:
-        msg = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in reversed(msg) if ln.strip()), type(exc).__name__)
-        raise _fail(path, f"DICOM pixel data cannot be read ({detail})") from None
+        raise _fail(path, f"DICOM pixel data cannot be read ({_itk_detail(exc)})") from None
     arr, _ = _itk_array(img, path)
     return arr, spacing, None
 
@@ -235,10 +327,10 @@ def _read_any(path) -> tuple[np.ndarray, tuple[float, float] | None, tuple | Non
 
 def _resolve_spacing(path: Path, file_spacing, spacing_mm) -> tuple[float, float]:
     if spacing_mm is not None:
-        try:
-            spacing_mm = float(spacing_mm)
-        except (TypeError, ValueError):
-            raise _fail(path, f"pixel spacing {spacing_mm!r} is not a number", SPACING_COLUMN) from None
+        special = isinstance(spacing_mm, float) and not np.isfinite(spacing_mm)  # NaN: not given; inf: refused below
+        if not special and parse_number(spacing_mm) is None:  # the manifest's definition of a number
+            raise _fail(path, f"pixel spacing {spacing_mm!r} is not a number", SPACING_COLUMN)
+        spacing_mm = float(spacing_mm)
         if np.isnan(spacing_mm):
             spacing_mm = None  # an empty manifest cell: not given
         elif not np.isfinite(spacing_mm) or spacing_mm <= 0:
@@ -314,12 +406,54 @@ def _check_mask_geometry(path: Path, mask_geometry, reference: sitk.Image) -> No
                           "is shifted relative to the image; save the mask on the image's grid")
 
 
+def _mask_values(arr: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
+    """(rows, cols) label values of a mask file and where they come from ('' colour, else ' in the alpha channel').
+
+    With transparency in use (alpha not constant): a mask of one colour everywhere is drawn in the alpha
+    channel (lesion = alpha); otherwise the colour is the label and fully transparent pixels are background.
+    """
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        colour, alpha = arr[..., :-1], arr[..., -1]
+        if alpha.min() != alpha.max():
+            if np.all(colour == colour[:1, :1]):
+                return alpha.astype(np.float64), " in the alpha channel"
+            arr = np.where((alpha == 0)[..., None], 0, colour)
+        else:
+            arr = colour
+    return _to_grey(arr, path), ""
+
+
+def _coverage_problem(lesion: np.ndarray, grey: np.ndarray) -> str | None:
+    """Why a 0/1 lesion marks most of the image rather than a lesion (module docstring), or None."""
+    n = int(lesion.sum())
+    if n == lesion.size:
+        return "every pixel of the mask is non-zero: it marks the whole image, not a lesion (an inverted or blank mask?)"
+    border = np.concatenate([lesion[0], lesion[-1], lesion[1:-1, 0], lesion[1:-1, -1]])
+    area = np.count_nonzero(lesion | (np.asarray(grey) != 0))
+    fraction, on_border = n / max(area, 1), float(border.mean()) if border.size else 0.0
+    if on_border > MAX_BORDER_FRACTION:
+        return (f"the lesion covers {on_border:.0%} of the image border ({fraction:.0%} of the image): the mask looks "
+                f"inverted (lesion 0, background non-zero); the lesion must be the non-zero value")
+    if fraction > MAX_LESION_FRACTION:
+        return (f"the lesion covers {fraction:.0%} of the image (more than {MAX_LESION_FRACTION:.0%} of its non-black area): "
+                "the mask looks inverted or marks the whole scan, not a lesion")
+    return None
+
+
+def pixel_digest(img: sitk.Image) -> str:
+    """SHA-256 of an image's decoded pixels and shape: equal for the same picture saved in two files or formats."""
+    arr = np.ascontiguousarray(pixels(img))
+    digest = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode("ascii"))
+    digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
 def read_mask(path, reference: sitk.Image) -> sitk.Image:
     """Read a lesion mask as uint8 0/1 with ``reference``'s geometry (see module docstring)."""
     import SimpleITK as sitk
 
     arr, file_spacing, geometry, path = _read_any(path)
-    arr = _to_grey(arr, path)
+    arr, where = _mask_values(arr, path)
     ref_size = tuple(reference.GetSize())
     size = (arr.shape[1], arr.shape[0])
     if size != ref_size:
@@ -335,12 +469,19 @@ def read_mask(path, reference: sitk.Image) -> sitk.Image:
     labels = np.unique(arr)
     nonzero = labels[labels != 0]
     if nonzero.size == 0:
-        raise _fail(path, "mask is empty (no lesion pixel)")
+        raise _fail(path, f"mask is empty (no lesion pixel{where})")
     if nonzero.size > 1:
         shown = ", ".join(f"{v:g}" for v in nonzero[:6]) + (", ..." if nonzero.size > 6 else "")
         hint = " (a JPEG mask has compression artefacts: save masks as PNG)" if path.name.lower().endswith((".jpg", ".jpeg")) else ""
-        raise _fail(path, f"mask has {nonzero.size} different non-zero labels ({shown}); one lesion label (1 or 255) is expected{hint}")
-    mask = sitk.GetImageFromArray((arr != 0).astype(np.uint8))
+        if where:
+            hint += " (soft, semi-transparent edges: save the mask without anti-aliasing)"
+        raise _fail(path, f"mask has {nonzero.size} different non-zero labels{where} ({shown}); one lesion label (1 or 255) "
+                          f"is expected{hint}")
+    lesion = arr != 0
+    why = _coverage_problem(lesion, pixels(reference))
+    if why:
+        raise _fail(path, why + where)
+    mask = sitk.GetImageFromArray(lesion.astype(np.uint8))
     mask.CopyInformation(reference)
     return mask
 

@@ -15,6 +15,11 @@ columns, index ``(patient_id, image_id)``):
 * ``nomogram``: rad-score + independent clinical predictors (multivariable p < threshold) → logistic.
 * ``combined``: rad-score + all clinical predictors → the classifier type with the best CV AUC on them.
 
+With ``clinical.predictors: []`` (radiomics only) the last three are not fitted; :func:`model_names` gives the
+bundles of a config. :func:`plan_problems` lists, before anything runs, what fitting would refuse (the split,
+classes per part, clinical predictors on the training rows, the ICC copy reader); :func:`search_space_problems`
+checks ``modelling.search_spaces`` against the estimators.
+
 Tuning: stratified, patient-grouped ``cv_folds``-fold CV on the training rows, AUC. Because the signature
 does not depend on any classifier hyperparameter, it is fitted once per fold (on that fold's training
 part) and every classifier/grid point is fitted on its output; this is exactly what GridSearchCV over the
@@ -27,6 +32,7 @@ import copy
 import itertools
 import json
 import logging
+import math
 import re
 import warnings
 from pathlib import Path
@@ -56,10 +62,28 @@ from .config import OUTCOME_COLUMNS
 from .errors import Problem, UsradError
 from .selection import ColumnPicker, RadScore, signature_pipeline
 from .split import task_labels
+from .tables import read_table
 
 log = logging.getLogger(__name__)
 
 CLASSIFIERS = ("lr", "svm", "rf", "xgb", "knn", "nb", "mlp")
+#: Models that need at least one clinical predictor: not fitted when ``clinical.predictors`` is empty.
+CLINICAL_MODELS = ("clinical", "nomogram", "combined")
+#: Inner CV folds of the SVM's Platt scaling (``make_classifier``): each class needs this many training rows.
+SVM_CALIBRATION_FOLDS = 5
+
+
+def radiomics_only(cfg: dict | None) -> bool:
+    """True when the config lists no clinical predictor: only the rad-score and the radiomics classifiers."""
+    return not list(((cfg or {}).get("clinical") or {}).get("predictors") or [])
+
+
+def model_names(cfg: dict | None) -> list[str]:
+    """The bundles :func:`fit_task` writes for every task of ``cfg`` (a whole config), in display order:
+    ``radscore``, the radiomics classifiers, then (unless radiomics only) ``clinical, nomogram, combined``."""
+    ms = modelling_settings((cfg or {}).get("modelling"))
+    names = ["radscore"] + [m for m in dict.fromkeys(ms["classifiers"])]
+    return names if radiomics_only(cfg) else names + list(CLINICAL_MODELS)
 
 #: Bounded search spaces (documented in docs/modelling.md). Small on purpose: 2 tasks × 11 models on 671
 #: patients must fit in a few minutes on 2 cores.
@@ -140,10 +164,140 @@ def make_classifier(name: str, params: dict, y_train, class_weight="balanced", s
     if name == "nb":
         return GaussianNB(priors=[0.5, 0.5] if balanced else None, **params)
     if name == "mlp":
-        if "hidden_layer_sizes" in params:
+        if isinstance(params.get("hidden_layer_sizes"), list):  # YAML has no tuples; an int is one layer
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         return MLPClassifier(solver="lbfgs", max_iter=300, random_state=seed, **params)
     raise ValueError(f"unknown classifier {name!r}; choose from {CLASSIFIERS}")
+
+
+#: Parameters :func:`make_classifier` sets itself (a search space may not override them).
+FIXED_PARAMS: dict[str, tuple[str, ...]] = {
+    "lr": ("max_iter", "class_weight", "random_state"),
+    "svm": ("kernel", "class_weight", "random_state", "probability"),
+    "rf": ("n_estimators", "class_weight", "random_state", "n_jobs"),
+    "xgb": ("learning_rate", "subsample", "colsample_bytree", "tree_method", "scale_pos_weight", "eval_metric",
+            "n_jobs", "random_state"),
+    "knn": (),
+    "nb": ("priors",),
+    "mlp": ("solver", "max_iter", "random_state"),
+}
+#: XGBoost declares no parameter constraints: the types of its common numeric parameters, checked here.
+_XGB_TYPES = {"n_estimators": int, "max_depth": int, "max_leaves": int, "max_bin": int, "num_parallel_tree": int,
+              "gamma": float, "min_child_weight": float, "max_delta_step": float, "reg_alpha": float,
+              "reg_lambda": float, "colsample_bylevel": float, "colsample_bynode": float, "base_score": float}
+_XGB_MINIMUM = {"n_estimators": 1, "num_parallel_tree": 1, "max_bin": 2}  # XGBoost accepts 0 trees silently
+_MAX_GRID_FITS = 32  # grid points fitted on toy data per classifier when a config is validated
+
+
+def _inner_estimator(clf):
+    """The estimator that receives the search-space parameters (the SVC inside the Platt calibration)."""
+    return clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf
+
+
+def _tunable_params(name: str) -> dict:
+    """{parameter: default} a search space of classifier ``name`` may set."""
+    est = _inner_estimator(make_classifier(name, {}, [0, 1]))
+    return {k: v for k, v in est.get_params(deep=False).items() if k not in FIXED_PARAMS[name]}
+
+
+def _search_value_problem(name: str, param: str, value, default) -> str | None:
+    """Why ``value`` is not a valid ``param`` of classifier ``name`` on its own (None if it is)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return f"value {value!r} is not a plain number, text, list or null"
+    if isinstance(value, bool) and not isinstance(default, bool):
+        return f"value {value!r} is true/false, but {param} is not a yes/no parameter"
+    if name == "xgb":  # no declared constraints: check the type, then let XGBoost refuse the value on toy data
+        want = _XGB_TYPES.get(param)
+        if want is not None and value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int))):
+            return f"value {value!r} is not {'a whole number' if want is int else 'a number'}"
+        if param in _XGB_MINIMUM and isinstance(value, (int, float)) and value < _XGB_MINIMUM[param]:
+            return f"value {value!r} is below the minimum {_XGB_MINIMUM[param]}"
+        error = _toy_fit(name, {param: value}, "balanced")
+        return None if error is None else f"value {value!r} is refused by XGBoost ({error})"
+    try:  # k-NN without make_classifier's clipping of n_neighbors to the training size
+        est = KNeighborsClassifier(**{param: value}) if name == "knn" else _inner_estimator(
+            make_classifier(name, {param: value}, [0, 1]))
+        if hasattr(est, "_validate_params"):
+            est._validate_params()
+    except (InvalidParameterError, TypeError, ValueError) as exc:
+        return f"value {value!r} is refused by the estimator: {_short(str(exc))}"
+    return None
+
+
+def _short(text: str, limit: int = 240) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _grid_fit_problems(name: str, space: dict, class_weight, key: str, source: str) -> list[Problem]:
+    """Fit the grid points of a valid-looking search space on toy data: catches combinations the
+    estimator refuses only when fitted (e.g. an L1 penalty with the default lbfgs solver)."""
+    grid = search_space(name, {name: space})
+    if len(grid) > _MAX_GRID_FITS:  # every value at least once, then evenly spaced combinations
+        picks = sorted({round(i * (len(grid) - 1) / (_MAX_GRID_FITS - 1)) for i in range(_MAX_GRID_FITS)})
+        grid = [grid[i] for i in picks]
+    for params in grid:
+        error = _toy_fit(name, params, class_weight)
+        if error is not None:
+            return [Problem(f"key {key!r}: the combination {json.dumps(params, sort_keys=True)} cannot be fitted "
+                            f"({error})", file=source)]
+    return []
+
+
+def _toy_fit(name: str, params: dict, class_weight) -> str | None:
+    """Why classifier ``name`` with ``params`` cannot be fitted on 40 toy rows (None if it can)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    X = pd.DataFrame(rng.normal(size=(40, 3)) + y[:, None], columns=["f1", "f2", "f3"])
+    try:
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore")
+            make_classifier(name, params, y, class_weight, 0).fit(X, y).predict_proba(X)
+    except Exception as exc:  # noqa: BLE001 - whatever the estimator refuses is the user's to fix
+        return f"{type(exc).__name__}: {_short(exc)}"
+    return None
+
+
+def search_space_problems(search_spaces: dict, class_weight="balanced", source: str = "config") -> list[Problem]:
+    """Every problem of ``modelling.search_spaces``: unknown classifiers or parameters, parameters usrad fixes,
+    values an estimator refuses (scikit-learn's parameter constraints, XGBoost's types), repeated values,
+    and grid points that fail to fit on toy data. Each message names the key."""
+    problems: list[Problem] = []
+    for name, space in (search_spaces or {}).items():
+        key = f"modelling.search_spaces.{name}"
+        if name not in CLASSIFIERS:
+            problems.append(Problem(f"key {key!r}: unknown classifier; choose from {', '.join(CLASSIFIERS)}", file=source))
+            continue
+        tunable, ok = _tunable_params(name), True
+        for param, values in space.items():
+            pkey = f"{key}.{param}"
+            if param in FIXED_PARAMS[name]:
+                problems.append(Problem(f"key {pkey!r}: {param} is fixed by usrad for {name} "
+                                        "(usrad.models.FIXED_PARAMS) and cannot be tuned", file=source))
+                ok = False
+                continue
+            if param not in tunable:
+                problems.append(Problem(f"key {pkey!r}: {name} has no parameter {param!r}; its parameters: "
+                                        f"{_short(', '.join(sorted(tunable)))}", file=source))
+                ok = False
+                continue
+            seen: list = []
+            for value in values:
+                why = _search_value_problem(name, param, value, tunable[param])
+                if why is None and value in seen:
+                    why = f"value {value!r} is listed twice"
+                seen.append(value)
+                if why:
+                    problems.append(Problem(f"key {pkey!r}: {why}", file=source))
+                    ok = False
+        if ok and space:
+            problems += _grid_fit_problems(name, space, class_weight, key, source)
+    return problems
 
 
 def _logistic(class_weight, seed):
@@ -175,13 +329,15 @@ class ClinicalEncoder(TransformerMixin, BaseEstimator):
                 s = X[c].dropna().astype(str)
                 counts = s.value_counts()
                 levels = sorted(counts.index)
-                ref = sorted(counts[counts == counts.max()].index)[0]
+                # no value in these rows (possible in a CV fold when imputing): a constant, all-reference column
+                ref = sorted(counts[counts == counts.max()].index)[0] if len(counts) else "(missing)"
                 self.levels_[c] = [lv for lv in levels if lv != ref]
                 self.reference_[c] = ref
                 self.fill_[c] = ref
                 out += [f"{c}[{lv}]" for lv in self.levels_[c]]
             else:
-                self.fill_[c] = float(pd.to_numeric(X[c], errors="coerce").median())
+                median = float(pd.to_numeric(X[c], errors="coerce").median())
+                self.fill_[c] = median if np.isfinite(median) else 0.0  # no value in these rows: a constant
                 out.append(c)
         self.feature_names_out_ = out
         return self
@@ -442,20 +598,46 @@ def build_design(features_df: pd.DataFrame, cohort_df: pd.DataFrame, image_ids, 
     return X, list(R.columns) + (list(parts[1].columns) if copy_reader is not None else [])
 
 
-def _check_clinical(cohort_df, rows, task_cfg, clinical_cfg, source="cohort table"):
-    from .cohort import _names_in  # the names a label/subset expression uses
+def clinical_problems(cohort_df: pd.DataFrame, train_image_ids, clinical_cfg: dict, task_name: str,
+                      source: str | None = "cohort table") -> list[Problem]:
+    """What would stop the clinical models of a task on its training rows (``train_image_ids``): a predictor
+    with no value there (``clinical.missing: impute`` has nothing to impute from), or no predictor with two
+    different values (no clinical model can be fitted). Empty for a radiomics-only config."""
+    predictors = [c for c in dict.fromkeys(clinical_cfg.get("predictors") or []) if c in cohort_df.columns]
+    if not predictors:
+        return []
+    sub = cohort_df[cohort_df["image_id"].astype(str).isin(set(map(str, train_image_ids)))]
+    problems, varying = [], []
+    for c in predictors:
+        values = sub[c].dropna()
+        if values.empty:
+            problems.append(Problem(
+                f"task {task_name!r}: no training patient ({sub['patient_id'].nunique()}) has a value of this "
+                "predictor, so there is nothing to learn or impute from (key 'clinical.missing'); fill it in or "
+                "remove it from key 'clinical.predictors'", column=c, file=source))
+        elif values.astype(str).nunique() > 1:
+            varying.append(c)
+    if not problems and not varying:
+        problems.append(Problem(
+            f"task {task_name!r}: every clinical predictor ({', '.join(predictors)}) has one single value in the "
+            "training rows, so no clinical model can be fitted; change key 'clinical.predictors' (or set it to [] "
+            "for the radiomics models only)", file=source))
+    return problems
+
+
+def _check_clinical(cohort_df, rows, task_cfg, clinical_cfg, source="cohort table", train_rows=None):
+    """The task's clinical predictors and categorical columns; UsradError when they cannot be used.
+    No predictor at all is fine: radiomics only (clinical, nomogram and combined are then not fitted)."""
+    from .expr import columns as _names_in  # every column a label/subset expression reads (backticked too)
 
     predictors = list(clinical_cfg.get("predictors", []))
     categorical = list(clinical_cfg.get("categorical", []))
     outcome = set(OUTCOME_COLUMNS) | set(_names_in(task_cfg["label"])) | set(_names_in(task_cfg.get("subset") or ""))
-    problems = [] if predictors else [Problem(
-        "no clinical predictor: the clinical, nomogram and combined models need at least one preoperative variable",
-        file="config clinical.predictors")]
-    problems += [Problem(f"{c!r} is an outcome of task {task_cfg['name']!r}, not a preoperative predictor",
-                        column=c, file="config clinical.predictors") for c in predictors if c in outcome]
-    problems += [Problem("clinical predictor is not a column of the cohort table", column=c, file=source)
-                 for c in predictors if c not in cohort_df.columns]
-    problems += [Problem("categorical column is not in clinical.predictors", column=c, file="config clinical.categorical")
+    problems = [Problem(f"key 'clinical.predictors': {c!r} is an outcome of task {task_cfg['name']!r}, not a "
+                        "preoperative predictor", column=c) for c in predictors if c in outcome]
+    problems += [Problem("clinical predictor (key 'clinical.predictors') is not a column of the cohort table",
+                         column=c, file=source) for c in predictors if c not in cohort_df.columns]
+    problems += [Problem("key 'clinical.categorical': column is not in clinical.predictors", column=c)
                  for c in categorical if c not in predictors]
     if problems:
         raise UsradError("Invalid clinical predictors", problems)
@@ -467,6 +649,10 @@ def _check_clinical(cohort_df, rows, task_cfg, clinical_cfg, source="cohort tabl
                                         patient=str(r["patient_id"]), column=c, file=source))
         if problems:
             raise UsradError(f"{len(problems)} missing clinical value(s)", problems)
+    problems = clinical_problems(cohort_df, rows if train_rows is None else train_rows, clinical_cfg,
+                                 task_cfg["name"], source)
+    if problems:
+        raise UsradError("The clinical predictors cannot be used", problems)
     return predictors, categorical
 
 
@@ -497,13 +683,15 @@ def _fold_signature_1(signature, clin_template, Xtr, ytr, Xva):
         warnings.simplefilter("ignore", ConvergenceWarning)
         sig = clone(signature).fit(Xtr, ytr)
         rad = fitted_radscore_branch(sig)
-        enc = clone(clin_template).fit(Xtr, ytr)
+        enc = clone(clin_template).fit(Xtr, ytr) if clin_template is not None else None
     out = {
         "sig": sig,
         "Z_tr": sig.transform(Xtr), "Z_va": sig.transform(Xva),
         "radscore_va": sig.predict_proba(Xva)[:, 1],
         "rs_tr": rad.transform(Xtr)["rad_score"].to_numpy(), "rs_va": rad.transform(Xva)["rad_score"].to_numpy(),
     }
+    if enc is None:  # radiomics only: no combined feature set
+        return out
     C_tr, C_va = enc.transform(Xtr), enc.transform(Xva)
     out["comb_tr"] = pd.concat([pd.DataFrame({"rad_score": out["rs_tr"]}, index=Xtr.index), C_tr], axis=1)
     out["comb_va"] = pd.concat([pd.DataFrame({"rad_score": out["rs_va"]}, index=Xva.index), C_va], axis=1)
@@ -550,8 +738,7 @@ def write_predictions(predictions: pd.DataFrame, path) -> None:
 
 
 def read_predictions(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"patient_id": str, "image_id": str, "task": str, "split": str,
-                                                "model": str})
+    return read_table(path, text=("task", "split", "model"))
 
 
 # --------------------------------------------------------------------------- the task
@@ -574,6 +761,66 @@ def fit_task(features_df: pd.DataFrame, cohort_df: pd.DataFrame, split_df: pd.Da
                          out_dir, feature_meta)
 
 
+# --------------------------------------------------------------------------- checks before anything runs
+def copy_reader_problems(cohort_df: pd.DataFrame, split_df: pd.DataFrame | None, cfg: dict) -> list[Problem]:
+    """The ICC filter's second segmentation (``modelling.reproducibility.copy_reader``) against the cohort: a
+    second reader named that no row has, or too few training images with one for the filter in every CV fold."""
+    from .selection import ICCFilter
+
+    ms = modelling_settings(cfg.get("modelling"))
+    wanted = ms["reproducibility"].get("copy_reader", "auto")
+    n_perturbed = int(((cfg.get("extraction") or {}).get("perturbed_masks")) or 0)
+    has_r2 = cohort_df.get("mask_reader2", pd.Series("", index=cohort_df.index)).fillna("").astype(str) != ""
+    key = "key 'modelling.reproducibility.copy_reader'"
+    if wanted == "r2" and not has_r2.any():
+        return [Problem(f"{key}: 'r2' (second reader), but no row of the manifest has a mask_reader2; use auto, a "
+                        "perturbed mask (extraction.perturbed_masks) or null (no ICC filter)", column="mask_reader2")]
+    resolved = "r2" if wanted == "r2" or (wanted == "auto" and has_r2.any()) else None
+    if resolved is None or split_df is None:
+        return []  # perturbed masks exist for every image; null/none: no filter
+    k = int(ms["cv_folds"])
+    need = math.ceil(ICCFilter().min_rows * k / (k - 1))
+    train_ids = set(split_df.loc[split_df["split"] == "train", "image_id"].astype(str))
+    problems = []
+    for task in cfg.get("tasks") or []:
+        rows = task_labels(cohort_df, task).dropna().index
+        ids = cohort_df.loc[rows, "image_id"].astype(str)
+        n = int((ids.isin(train_ids) & has_r2.loc[rows]).sum())
+        if n < need:
+            hint = "perturbed masks (extraction.perturbed_masks > 0) or null" if not n_perturbed else "'p1' or null"
+            problems.append(Problem(
+                f"{key}: task {task['name']!r} has only {n} training image(s) with a second reader's mask; the ICC "
+                f"filter needs at least {need} ({ICCFilter().min_rows} in each of the {k} CV folds); use {hint}",
+                column="mask_reader2"))
+    return problems
+
+
+def plan_problems(cohort_df: pd.DataFrame, cfg: dict) -> list[Problem]:
+    """Everything a later rule (split, fit_task) would refuse that is known from the validated cohort table and
+    config: the split and each task's classes in every part (:func:`usrad.split.split_problems`), the clinical
+    predictors on each task's training rows (:func:`clinical_problems`) and the ICC filter's second
+    segmentation (:func:`copy_reader_problems`). Called by ``usrad validate`` and rule ``validate_cohort``."""
+    from .split import split_problems
+
+    split_df, problems = split_problems(cohort_df, cfg)
+    if split_df is not None:
+        train_ids = set(split_df.loc[split_df["split"] == "train", "image_id"].astype(str))
+        for task in cfg.get("tasks") or []:
+            rows = task_labels(cohort_df, task).dropna().index
+            ids = cohort_df.loc[rows, "image_id"].astype(str)
+            problems += clinical_problems(cohort_df, ids[ids.isin(train_ids)], cfg.get("clinical") or {}, task["name"],
+                                          source=None)
+    problems += copy_reader_problems(cohort_df, split_df, cfg)
+    return problems
+
+
+def check_plan(cohort_df: pd.DataFrame, cfg: dict) -> None:
+    """:func:`plan_problems` as one UsradError (every problem at once)."""
+    problems = plan_problems(cohort_df, cfg)
+    if problems:
+        raise UsradError("The configuration cannot be run on this cohort", problems)
+
+
 def _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg) -> SimpleNamespace:
     """Rows, labels, split and design matrix of one task (shared by :func:`fit_task` and the ablation)."""
     cfg = modelling_settings(modelling_cfg)
@@ -591,7 +838,8 @@ def _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clin
                          [Problem("image not in the split", patient=r.patient_id, column="image_id")
                           for r in missing.itertuples()][:50])
     rows = rows.assign(split=rows["image_id"].map(sp)).sort_values(["patient_id", "image_id"], kind="mergesort")
-    predictors, categorical = _check_clinical(cohort, set(rows["image_id"]), task_cfg, clinical_cfg)
+    predictors, categorical = _check_clinical(cohort, set(rows["image_id"]), task_cfg, clinical_cfg,
+                                              train_rows=set(rows.loc[rows["split"] == "train", "image_id"]))
     impute = clinical_cfg.get("missing", "refuse") == "impute"
 
     readers = features_df["reader"].astype(str).unique()
@@ -604,8 +852,12 @@ def _task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clin
     split_all = rows["split"].to_numpy()
     tr = split_all == "train"
     Xtr, ytr = X[tr], y_all[tr]
-    groups_tr = Xtr.index.get_level_values("patient_id").to_numpy()
-    n_pat = pd.Series(ytr).groupby(groups_tr).max().value_counts()
+    patients_tr = Xtr.index.get_level_values("patient_id").to_numpy()
+    groups_tr = patients_tr  # CV folds keep a patient's images together, and patients sharing an image too
+    if "split_group" in split_df.columns:
+        group_of = split_df.assign(image_id=split_df["image_id"].astype(str)).set_index("image_id")["split_group"]
+        groups_tr = Xtr.index.get_level_values("image_id").map(group_of).astype(str).to_numpy()
+    n_pat = pd.Series(ytr).groupby(patients_tr).max().value_counts()
     if min(n_pat.get(0, 0), n_pat.get(1, 0)) < cfg["cv_folds"]:
         raise UsradError(f"Task {task!r}: too few training patients to cross-validate", [Problem(
             f"training set has {n_pat.get(0, 0)} negative and {n_pat.get(1, 0)} positive patients; "
@@ -629,6 +881,28 @@ def _signature(columns, cfg: dict, copy_reader, seed) -> Pipeline:
         lasso_scoring=lasso["scoring"], class_weight=cfg["class_weight"], random_state=seed)
 
 
+def _final_clinical_models(clinical_model, clin_multi, enc_template, signature, rad_fitted, Xtr, ytr, fixed,
+                           fold_aucs, best_combined, combined_type, cw, seed) -> dict[str, dict]:
+    """The clinical, nomogram and combined models fitted on all training rows (see :func:`fit_task`)."""
+    models = {}
+    models["clinical"] = dict(pipeline=clinical_model.fit(Xtr, ytr), params={},
+                              cv_auc=float(np.mean(fold_aucs(fixed["clinical"]))), oof=fixed["clinical"],
+                              kind="clinical", classifier="logistic")
+    feats = RadiomicsClinicalFeatures.from_fitted_radiomics(radscore_branch(signature), rad_fitted, clin_multi, Xtr, ytr)
+    head = Pipeline([("scale", StandardScaler()), ("clf", _logistic(cw, seed))]).fit(feats.transform(Xtr), ytr)
+    models["nomogram"] = dict(pipeline=Pipeline([("features", feats)] + head.steps), params={},
+                              cv_auc=float(np.mean(fold_aucs(fixed["nomogram"]))), oof=fixed["nomogram"],
+                              kind="combined", classifier="logistic")
+    params, auc_cv, p_oof = best_combined
+    feats_c = RadiomicsClinicalFeatures.from_fitted_radiomics(radscore_branch(signature), rad_fitted,
+                                                              enc_template, Xtr, ytr)
+    clf = make_classifier(combined_type, params, ytr, cw, seed)
+    head = Pipeline([("scale", StandardScaler()), ("clf", clf)]).fit(feats_c.transform(Xtr), ytr)
+    models["combined"] = dict(pipeline=Pipeline([("features", feats_c)] + head.steps), params=params,
+                              cv_auc=auc_cv, oof=p_oof, kind="combined", classifier=combined_type)
+    return models
+
+
 def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg, seed, n_jobs, out_dir,
               feature_meta):
     from .bundle import save_bundle
@@ -644,6 +918,7 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
     enc_template = clinical_branch(predictors, categorical, impute)
     clin_uni = clinical_branch(predictors, categorical, impute, p_clin, "univariable")
     clin_multi = clinical_branch(predictors, categorical, impute, p_clin, "multivariable")
+    clinical_on = bool(predictors)  # False: radiomics only (no clinical, nomogram or combined model)
 
     def clinical_model():
         return Pipeline([("features", clone(clin_uni)), ("scale", StandardScaler()), ("clf", _logistic(cw, seed))])
@@ -652,10 +927,11 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
     folds = list(StratifiedGroupKFold(n_splits=cfg["cv_folds"], shuffle=True, random_state=seed)
                  .split(Xtr, ytr, groups_tr))
     parallel = Parallel(n_jobs=n_jobs, prefer="processes")
-    fold_out = parallel(delayed(_fold_signature)(signature, enc_template, Xtr.iloc[a], ytr[a], Xtr.iloc[b])
-                        for a, b in folds)
+    fold_out = parallel(delayed(_fold_signature)(signature, enc_template if clinical_on else None, Xtr.iloc[a],
+                                                 ytr[a], Xtr.iloc[b]) for a, b in folds)
     spaces = {("radiomics", m): search_space(m, cfg["search_spaces"]) for m in cfg["classifiers"]}
-    spaces.update({("combined", m): search_space(m, cfg["search_spaces"]) for m in cfg["combined_classifiers"]})
+    if clinical_on:
+        spaces.update({("combined", m): search_space(m, cfg["search_spaces"]) for m in cfg["combined_classifiers"]})
     jobs = [(fs, m, i, params, f) for (fs, m), grid in spaces.items() for i, params in enumerate(grid)
             for f in range(len(folds))]
 
@@ -673,13 +949,15 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
         return [roc_auc_score(ytr[b], p[b]) for _, b in folds]
 
     # fixed (untuned) models: radscore, clinical, nomogram — CV predictions per fold
-    fixed = {"radscore": np.full(len(ytr), np.nan), "clinical": np.full(len(ytr), np.nan),
-             "nomogram": np.full(len(ytr), np.nan)}
+    fixed = {name: np.full(len(ytr), np.nan) for name in (("radscore", "clinical", "nomogram") if clinical_on
+                                                           else ("radscore",))}
     fold_rs = np.full(len(ytr), np.nan)
     for f, (a, b) in enumerate(folds):
         fo = fold_out[f]
         fixed["radscore"][b] = fo["radscore_va"]
         fold_rs[b] = fo["rs_va"]
+        if not clinical_on:
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             fixed["clinical"][b] = clinical_model().fit(Xtr.iloc[a], ytr[a]).predict_proba(Xtr.iloc[b])[:, 1]
@@ -708,7 +986,8 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
                             mean_auc=float(np.mean(aucs)), sd_auc=float(np.std(aucs, ddof=1))))
     cv = pd.DataFrame(cv_rows)
     combined_type = max(cfg["combined_classifiers"], key=lambda m: (best[("combined", m)][1],
-                                                                     -cfg["combined_classifiers"].index(m)))
+                                                                     -cfg["combined_classifiers"].index(m))) \
+        if clinical_on else None
 
     # ---- final fits on all training rows
     with warnings.catch_warnings():
@@ -724,21 +1003,10 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
             clf = make_classifier(m, params, ytr, cw, seed).fit(Ztr, ytr)
             pipe = Pipeline(copy.deepcopy(sig.steps) + [("clf", clf)])
             models[m] = dict(pipeline=pipe, params=params, cv_auc=auc_cv, oof=p_oof, kind="radiomics", classifier=m)
-        models["clinical"] = dict(pipeline=clinical_model().fit(Xtr, ytr), params={},
-                                  cv_auc=float(np.mean(fold_aucs(fixed["clinical"]))), oof=fixed["clinical"],
-                                  kind="clinical", classifier="logistic")
-        feats = RadiomicsClinicalFeatures.from_fitted_radiomics(radscore_branch(signature), rad_fitted, clin_multi, Xtr, ytr)
-        head = Pipeline([("scale", StandardScaler()), ("clf", _logistic(cw, seed))]).fit(feats.transform(Xtr), ytr)
-        models["nomogram"] = dict(pipeline=Pipeline([("features", feats)] + head.steps), params={},
-                                  cv_auc=float(np.mean(fold_aucs(fixed["nomogram"]))), oof=fixed["nomogram"],
-                                  kind="combined", classifier="logistic")
-        params, auc_cv, p_oof = best[("combined", combined_type)]
-        feats_c = RadiomicsClinicalFeatures.from_fitted_radiomics(radscore_branch(signature), rad_fitted,
-                                                                  enc_template, Xtr, ytr)
-        clf = make_classifier(combined_type, params, ytr, cw, seed)
-        head = Pipeline([("scale", StandardScaler()), ("clf", clf)]).fit(feats_c.transform(Xtr), ytr)
-        models["combined"] = dict(pipeline=Pipeline([("features", feats_c)] + head.steps), params=params,
-                                  cv_auc=auc_cv, oof=p_oof, kind="combined", classifier=combined_type)
+        if clinical_on:
+            models.update(_final_clinical_models(
+                clinical_model(), clin_multi, enc_template, signature, rad_fitted, Xtr, ytr, fixed, fold_aucs,
+                best[("combined", combined_type)], combined_type, cw, seed))
 
     radiomics_best = max(["radscore"] + list(cfg["classifiers"]), key=lambda n: (models[n]["cv_auc"], n == "radscore"))
     cv["chosen"] = False
@@ -802,13 +1070,15 @@ def _fit_task(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinica
                 steps.append((nm, len(st.get_feature_names_out())))
         _write_tsv(pd.DataFrame(steps, columns=["step", "n_features_after"]).assign(task=task)[
             ["task", "step", "n_features_after"]], out / "selection" / "steps.tsv")
-        Xc = clinical_branch(predictors, categorical, impute).fit(Xtr, ytr).transform(Xtr)
-        uni, multi, sel_vars, indep = clinical_logit_tables(Xc, ytr, p_clin)
-        _write_tsv(uni.assign(task=task), out / "tables" / "univariable.tsv")
-        _write_tsv(multi.assign(task=task), out / "tables" / "multivariable.tsv")
+        sel_vars, indep = [], []
+        if clinical_on:  # Table 2's univariable and multivariable odds ratios
+            Xc = clinical_branch(predictors, categorical, impute).fit(Xtr, ytr).transform(Xtr)
+            uni, multi, sel_vars, indep = clinical_logit_tables(Xc, ytr, p_clin)
+            _write_tsv(uni.assign(task=task), out / "tables" / "univariable.tsv")
+            _write_tsv(multi.assign(task=task), out / "tables" / "multivariable.tsv")
         _write_tsv(cv, out / "models" / "cv_results.tsv")
         common = dict(
-            task=task, seed=int(seed), n_train_images=int(tr.sum()), n_train_patients=int(len(set(groups_tr))),
+            task=task, seed=int(seed), n_train_images=int(tr.sum()), n_train_patients=int(len(set(d.Xtr.index.get_level_values("patient_id")))),
             reproducibility=dict(copy_reader=copy_reader, icc_form=rep["icc_form"],
                                  icc_threshold=rep["icc_threshold"] if copy_reader else None,
                                  source=("second reader" if copy_reader == "r2" else

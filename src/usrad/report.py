@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from . import metrics, plots
 from .atomic import write_text
 from .errors import Problem, UsradError
+from .tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,29 @@ TASK_FIGURES = ("roc", "forest", "calibration", "decision_curve", "radscore", "c
 #: Tables written by :func:`evaluate_task` under ``results/{task}/tables/`` (``.tsv``).
 TASK_TABLES = ("table2_odds_ratios", "table3_performance", "table3_performance_formatted", "delong",
                "nomogram_points", "shap_importance", "evaluation_settings")
+#: Outputs of the clinical models only: absent when the config lists no clinical predictor (radiomics only).
+CLINICAL_FIGURES = ("nomogram",)
+CLINICAL_TABLES = ("table2_odds_ratios", "nomogram_points")
+
+
+def task_figures(cfg: Mapping | None = None) -> tuple[str, ...]:
+    """The figure stems :func:`evaluate_task` writes for ``cfg`` (all of :data:`TASK_FIGURES`; without the
+    nomogram when ``cfg`` is radiomics only)."""
+    from .models import radiomics_only
+
+    drop = CLINICAL_FIGURES if cfg is not None and radiomics_only(cfg) else ()
+    return tuple(f for f in TASK_FIGURES if f not in drop)
+
+
+def task_tables(cfg: Mapping | None = None) -> tuple[str, ...]:
+    """The tables :func:`evaluate_task` writes for ``cfg`` (all of :data:`TASK_TABLES`; without Table 2 and the
+    nomogram points when ``cfg`` is radiomics only)."""
+    from .models import radiomics_only
+
+    drop = CLINICAL_TABLES if cfg is not None and radiomics_only(cfg) else ()
+    return tuple(t for t in TASK_TABLES if t not in drop)
+
+
 #: Cohort-level outputs of :func:`cohort_report` under ``results/report/``.
 COHORT_TABLES = ("table1", "cohort_counts")
 
@@ -480,36 +504,39 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     tick("calibration+dca+radscore+confusion")
 
     sel_dir = task_dir / "selection"
-    icc = pd.read_csv(sel_dir / "icc.tsv", sep="\t")
+    icc = read_table(sel_dir / "icc.tsv")
     rep = next(iter(bundles.values())).get("reproducibility") or {}
     if rep.get("icc_threshold") is not None and pd.to_numeric(icc["icc"], errors="coerce").notna().any():
         plots.icc_figure(icc, stem("icc"), threshold=float(rep["icc_threshold"]))
     else:
         _placeholder_figure(stem("icc"), "ICC filter off: no second reader or perturbed masks")
     scoring = ((cfg.get("modelling") or {}).get("lasso") or {}).get("scoring", "neg_log_loss")
-    cv_tab, path_tab, sel_c = lasso_tables(pd.read_csv(sel_dir / "lasso_path.tsv", sep="\t"), scoring)
+    cv_tab, path_tab, sel_c = lasso_tables(read_table(sel_dir / "lasso_path.tsv"), scoring)
     plots.lasso_cv_figure(cv_tab, stem("lasso_cv"))
     plots.lasso_path_figure(path_tab, stem("lasso_path"), selected=sel_c)
-    uni = pd.read_csv(tab_dir / "univariable.tsv", sep="\t")
-    multi = pd.read_csv(tab_dir / "multivariable.tsv", sep="\t")
-    table(table2(uni, multi), "table2_odds_ratios")
+    clinical_on = "clinical" in bundles  # False: radiomics only (no Table 2, no nomogram)
+    if clinical_on:
+        uni = read_table(tab_dir / "univariable.tsv")
+        multi = read_table(tab_dir / "multivariable.tsv")
+        table(table2(uni, multi), "table2_odds_ratios")
     tick("icc+lasso+table2")
 
     # nomogram and SHAP need the design matrix (features + clinical columns)
     if features is None or cohort is None:
         raise UsradError("evaluate_task needs the feature and cohort tables for the nomogram and SHAP")
-    rows = pred[pred["model"] == "nomogram"].drop_duplicates("image_id")
+    rows = pred[pred["model"] == "radscore"].drop_duplicates("image_id")  # every model scores the same images
     predictors = (cfg.get("clinical") or {}).get("predictors") or []
     X = task_design(features, cohort, rows["image_id"], bundles, predictors)
     split_of = rows.set_index("image_id")["split"].reindex(X.index.get_level_values("image_id")).to_numpy()
-    train_rows = pred[(pred["model"] == "nomogram") & (pred["split"] == "train")]["image_id"]
+    train_rows = pred[(pred["model"] == "radscore") & (pred["split"] == "train")]["image_id"]
     is_train = np.isin(X.index.get_level_values("image_id"), train_rows.to_numpy())
-    nomo_pipe, _ = load_bundle(task_dir / "models" / "nomogram")
-    nm = nomogram_model(nomo_pipe, X[is_train])
-    scales, _ = plots.nomogram_figure(nm.intercept, nm.variables, stem("nomogram"),
-                                      outcome_label=f"Risk of {title_task.lower().replace('aln ', 'ALN ')}",
-                                      probabilities=spaced_probabilities(nm))
-    table(scales, "nomogram_points")
+    if clinical_on:
+        nomo_pipe, _ = load_bundle(task_dir / "models" / "nomogram")
+        nm = nomogram_model(nomo_pipe, X[is_train])
+        scales, _ = plots.nomogram_figure(nm.intercept, nm.variables, stem("nomogram"),
+                                          outcome_label=f"Risk of {title_task.lower().replace('aln ', 'ALN ')}",
+                                          probabilities=spaced_probabilities(nm))
+        table(scales, "nomogram_points")
     tick("nomogram")
     best_pipe, _ = load_bundle(task_dir / "models" / best)
     explain = ~is_train if (~is_train).any() else is_train
@@ -705,7 +732,7 @@ def resolve_source(root, file: str, locator: str):
         import yaml
 
         return _pointer(yaml.safe_load(meta.get("params_text") or meta.get("params")), locator[7:])
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df = read_table(path, all_text=True)
     parts = dict(p.split("=", 1) for p in locator.split(";") if p)
     if "count" in parts:
         col, _, val = parts.pop("count").partition(":")
@@ -748,13 +775,18 @@ def numbers_in(markdown: str) -> list[str]:
 
 
 def _settings_value(tab_file: Path, key: str) -> str:
-    df = pd.read_csv(tab_file, sep="\t", dtype=str, keep_default_na=False)
+    df = read_table(tab_file, all_text=True)
     return df.loc[df["key"] == key, "value"].iloc[0]
 
 
 def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None, demo: bool = True,
-                  ground_truth=None, results_dir: str = "results") -> tuple[str, pd.DataFrame]:
+                  ground_truth=None, results_dir: str = "results",
+                  radiomics_only: bool | None = None) -> tuple[str, pd.DataFrame]:
     """The methods-and-results summary (markdown, optional HTML) and its sources table.
+
+    ``radiomics_only`` (None: no ``clinical`` bundle in the first task) says that only the rad-score and the
+    radiomics classifiers were fitted: the text says so, and the comparison with the reference study (whose
+    headline model is the combined one) is left out.
 
     ``root`` is the working directory holding ``results/``; every number in the text is read from a
     results file by :func:`resolve_source` and listed in ``out_sources``. Writes
@@ -770,6 +802,8 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     plots.write_table(REFERENCE_STUDY, ref_file.with_suffix(""))
     feat = f"{R}/features/features.parquet"
     counts = f"{R}/report/cohort_counts.tsv"
+    if radiomics_only is None:
+        radiomics_only = "clinical" not in read_bundles(root / R / tasks[0] / "models")
     L: list[str] = []
     L.append("# usrad: methods and results summary")
     L.append("")
@@ -780,6 +814,11 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     L.append(f"Every number below is read from a file under `{R}/`; `{R}/report/summary_sources.tsv` "
              "lists each one with its file and location.")
     L.append("")
+    if radiomics_only:
+        L.append("> **Radiomics only.** The configuration lists no clinical predictor (`clinical.predictors: []`): "
+                 "only the rad-score and the radiomics classifiers were fitted; the clinical, nomogram and combined "
+                 "models, Table 2 (odds ratios) and the nomogram are not part of this run.")
+        L.append("")
     # ---------------- methods
     L.append("## Methods")
     L.append("")
@@ -791,7 +830,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
              f"set of {n_tr} and a test set of {n_te} patients, stratified by every task's outcome "
              f"(`{split_file}`); all images of a patient are in the same set, so no patient informs both "
              f"training and testing. Baseline characteristics: `{R}/report/table1.tsv`.")
-    if "external" in set(pd.read_csv(root / counts, sep="\t")["split"]):
+    if "external" in set(read_table(root / counts, text=("split",))["split"]):
         n_ext = src.num("patients_external", counts, "col=patients;split=external", "d")
         n_ext_img = src.num("images_external", counts, "col=images;split=external", "d")
         L.append(f"An external validation set of {n_ext} patients ({n_ext_img} images), selected by "
@@ -835,9 +874,11 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
              f"(Spearman), LASSO logistic regression ({lfolds}-fold inner CV, one-standard-error rule) whose linear predictor is "
              f"the rad-score. Classifiers `{_settings_value(root / settings0, 'classifiers')}` were tuned by grid "
              f"search on CV AUC (search spaces: `{_settings_value(root / settings0, 'search_spaces')}`). "
-             "Clinical model: univariable then multivariable logistic regression; nomogram: rad-score plus the "
-             "independent clinical predictors; combined: rad-score plus clinical predictors with the classifier "
-             "of best CV AUC. Classification thresholds (Youden) were fixed on training data "
+             + ("No clinical model (radiomics only). " if radiomics_only else
+                "Clinical model: univariable then multivariable logistic regression; nomogram: rad-score plus the "
+                "independent clinical predictors; combined: rad-score plus clinical predictors with the classifier "
+                "of best CV AUC. ")
+             + "Classification thresholds (Youden) were fixed on training data "
              f"({_settings_value(root / settings0, 'threshold_basis')}).")
     L.append("")
     nb = src.num("n_boot", settings0, "col=value;key=n_boot", "d")
@@ -857,16 +898,16 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
         best = best_classifier(bundles)
         L.append(f"### Task `{task}`")
         L.append("")
-        st = pd.read_csv(root / steps, sep="\t", dtype=str)
+        st = read_table(root / steps, all_text=True)
         chain = " → ".join(f"{s} {src.num(f'{task}_step_{s}', steps, f'col=n_features_after;step={s}', 'd')}"
                            for s in st["step"])
         L.append(f"Feature selection (features left after each step): {chain}.")
         L.append("")
-        splits_present = set(pd.read_csv(root / perf, sep="\t", usecols=["split"])["split"])
+        splits_present = set(read_table(root / perf, text=("split",), usecols=["split"])["split"])
         shown = [s for s in ("train", "test", "external") if s in splits_present]
         L.append("| model | split | n | AUC (CI) | sensitivity | specificity | Brier |")
         L.append("|---|---|---|---|---|---|---|")
-        pdf = pd.read_csv(root / perf, sep="\t", dtype={"model": str, "split": str})
+        pdf = read_table(root / perf, text=("model", "split"))
         for m in [m for m in MAIN_MODELS if m in set(pdf["model"])] + [best]:
             for s in shown:
                 loc = f"model={m};split={s}"
@@ -884,7 +925,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
         L.append(f"Best radiomics classifier by cross-validated AUC: {plots.model_label(best)} "
                  f"(CV AUC {src.num(f'{task}_best_cv_auc', cvf, 'json:/cv_auc')}).")
         dl = f"{R}/{task}/tables/delong.tsv"
-        dtab = pd.read_csv(root / dl, sep="\t", dtype=str)
+        dtab = read_table(root / dl, all_text=True)
         for a, b in (("combined", "clinical"), ("combined", "radscore")):
             hit = dtab[(dtab["model_1"] == a) & (dtab["model_2"] == b) & (dtab["split"] == "test")]
             if len(hit):
@@ -902,10 +943,10 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     # ---------------- demo vs reference
     oracle_rows = []
     if ground_truth is not None:
-        gt = pd.read_csv(ground_truth, sep="\t", dtype={"patient_id": str})
+        gt = read_table(ground_truth)
         for task in tasks:
             col = f"oracle_p_{task}"
-            pr = pd.read_csv(root / R / task / "predictions.tsv", sep="\t", dtype={"patient_id": str, "image_id": str})
+            pr = read_table(root / R / task / "predictions.tsv")
             te = pr[(pr["split"] == "test")].drop_duplicates("image_id")
             if col not in gt.columns or te.empty:
                 continue
@@ -914,6 +955,8 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
                 oracle_rows.append({"task": task, "split": "test", "n": len(d), "auc": metrics.auc(d["y"], d[col])})
     plots.write_table(pd.DataFrame(oracle_rows, columns=["task", "split", "n", "auc"]), rep_dir / "oracle_auc")
     shown_ref = REFERENCE_STUDY[REFERENCE_STUDY["task"].isin(tasks)]
+    if radiomics_only:  # the reference study's numbers are those of its combined model, not fitted here
+        shown_ref = shown_ref.iloc[0:0]
     if not shown_ref.empty:  # only for the reference study's outcomes
         L.append("## Demo results beside the reference study")
         L.append("")
@@ -954,7 +997,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
                  f"| `{settings0}` |")
     for task in tasks:
         steps = f"{R}/{task}/selection/steps.tsv"
-        st = pd.read_csv(root / steps, sep="\t", dtype=str)
+        st = read_table(root / steps, all_text=True)
         chain = " → ".join(f"{s} {src.num(f'{task}_chk_{s}', steps, f'col=n_features_after;step={s}', 'd')}"
                            for s in st["step"])
         L.append(f"| Selection ({task}) | {chain} | `{steps}` |")

@@ -1,4 +1,4 @@
-"""Rule fit_task: every model of one task (signature, classifiers, clinical, nomogram, combined)."""
+"""Rule fit_task: every model of one task (signature, classifiers; clinical, nomogram, combined unless radiomics only)."""
 import logging
 from pathlib import Path
 

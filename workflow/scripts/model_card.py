@@ -1,4 +1,5 @@
-"""Rule model_card: the model card of every bundle of one task, and the nomogram (PNG, PDF, HTML page)."""
+"""Rule model_card: the model card of every bundle of one task, and the nomogram (PNG, PDF, HTML page) when the
+config has clinical predictors (a radiomics-only run has no nomogram model)."""
 import logging
 from pathlib import Path
 
@@ -10,7 +11,7 @@ logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s
 for noisy in ("fontTools", "matplotlib"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
 with rule_errors(smk):
-    written = write_task_cards(Path(smk.input.predictions).parent, Path(smk.output.nomogram_html).parent,
+    written = write_task_cards(Path(smk.input.predictions).parent, Path(smk.output.cards[0]).parent,
                                models=smk.params.models, demo=smk.params.demo,
                                task_description=smk.params.task_description or None)
     logging.info("written: %s", ", ".join(sorted(str(p) for p in written.values())))

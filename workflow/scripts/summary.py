@@ -11,4 +11,4 @@ with rule_errors(smk):
     gt = [gt] if isinstance(gt, str) else list(gt)
     write_summary(".", smk.params.tasks, smk.output.md, smk.output.sources, out_html=smk.output.html,
                   demo=smk.params.demo, ground_truth=gt[0] if gt else None,
-                  results_dir=smk.params.results_dir)
+                  results_dir=smk.params.results_dir, radiomics_only=smk.params.radiomics_only)

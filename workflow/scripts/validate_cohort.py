@@ -1,4 +1,5 @@
-"""Rule validate_cohort: check the manifest (every problem at once) and write the normalised cohort table."""
+"""Rule validate_cohort: check the manifest (every problem at once, before any extraction) and write the
+normalised cohort table. The config against the cohort is rule check_plan's."""
 import sys
 from pathlib import Path
 
