@@ -86,7 +86,7 @@ def test_a_changed_modelling_key_rechecks_the_plan_but_does_not_rerun_the_extrac
     other = workdir / "other.yaml"
     other.write_text(yaml.safe_dump({**cfg, "modelling": {"cv_folds": 4}}))
     proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-                           str(other), "--dry-run", "--quiet", "rules", *PREDICTIONS], capture_output=True, text=True)
+                           str(other), *PREDICTIONS, "--dry-run", "--quiet", "rules"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     planned = dict(re.findall(r"^\s*(\w+)\s+(\d+)\s*$", proc.stdout + proc.stderr, re.M))
     assert planned.get("check_plan") == "1" and planned.get("fit_task") == "2", planned
