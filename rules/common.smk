@@ -175,7 +175,7 @@ REPORT_ITEMS = {
     "lasso_path": ("lasso", "Radiomics signature"), "nomogram": ("nomogram", "Models"), "shap": ("shap", "Models"),
 }
 REPORT_TABLES = {"table2_odds_ratios": ("table2", "table2"), "table3_performance_formatted": ("table3", "table3"),
-                 "delong": ("delong", "delong")}
+                 "delong_formatted": ("delong", "delong"), "calibration": ("calibration_table", "calibration_table")}
 
 
 def evaluation_outputs():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -108,23 +109,154 @@ def test_forest_points_are_metrics_aucs_for_every_model_and_split(preds, tmp_pat
         assert r["low"] <= r["auc"] <= r["high"]
 
 
-def test_calibration_points_are_metrics_reliability_curve_and_slope_flags_overconfidence(preds, tmp_path):
-    # an overconfident copy of "combined": logit doubled -> calibration slope ~ 0.5
+def _overconfident(preds):
+    """A copy of "combined" with its logit doubled: calibration slope about half that of "combined"."""
     over = preds[preds["model"] == "combined"].copy()
     lp = np.log(over["probability"] / (1 - over["probability"]))
     over["probability"] = 1 / (1 + np.exp(-2 * lp))
     over["model"] = "overconfident"
-    stem = tmp_path / "calibration"
-    data = plots.calibration_figure(pd.concat([preds, over]), stem, models=["combined", "overconfident"])
-    assert_figure_files(stem, 183)
-    d = _sel(preds, "test", "combined")
-    rc = metrics.reliability_curve(d["y"], d["probability"], n_bins=10)
-    got = data[(data["split"] == "test") & (data["model"] == "combined")].reset_index(drop=True)
-    np.testing.assert_allclose(got["observed"], rc["observed"], atol=1e-12)
-    np.testing.assert_allclose(got["mean_predicted"], rc["mean_predicted"], atol=1e-12)
-    slope = data.drop_duplicates(["split", "model"]).set_index(["split", "model"])["slope"]
-    assert slope[("train", "overconfident")] == pytest.approx(slope[("train", "combined")] / 2, rel=1e-6)
+    return pd.concat([preds, over], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def calib(preds):
+    p = _overconfident(preds)
+    cal, curve = plots.calibration_tables(p, models=["combined", "overconfident", "clinical"], seed=4)
+    return p, cal, curve
+
+
+def test_calibration_table_numbers_are_metrics_patient_level_functions(calib):
+    p, cal, curve = calib
+    assert list(cal.columns) == list(plots.CALIBRATION_COLUMNS)
+    assert set(zip(cal["model"], cal["split"])) == {(m, s) for m in ("combined", "overconfident", "clinical")
+                                                    for s in ("train", "test")}
+    for split in ("train", "test"):
+        d = _sel(p, split, "combined")
+        y, prob, g = d["y"].to_numpy(), d["probability"].to_numpy(), d["patient_id"].to_numpy()
+        row = cal[(cal["model"] == "combined") & (cal["split"] == split)].iloc[0]
+        ref = metrics.calibration_intercept_slope(y, prob, groups=g)
+        for k in ("intercept", "intercept_low", "intercept_high", "slope", "slope_low", "slope_high", "slope_p"):
+            assert row[k] == pytest.approx(ref[k], abs=1e-12), k
+        # patient level: the cluster-robust interval is not the image-level one (some patients have two images)
+        naive = metrics.calibration_intercept_slope(y, prob)
+        assert row["cov_type"] == "cluster" and abs(row["slope_high"] - naive["slope_high"]) > 1e-6
+        hl = metrics.hosmer_lemeshow(y, prob, g=10, validation=split != "train")
+        assert (row["hl_statistic"], row["hl_df"], row["hl_p"]) == pytest.approx(
+            (hl["statistic"], hl["df"], hl["p_value"]), abs=1e-12)
+        assert row["hl_df"] == len(hl["table"]) - (2 if split == "train" else 0)  # apparent: g − 2
+        assert row["validation"] == (split != "train")
+        assert row["brier"] == pytest.approx(metrics.brier_score(y, prob), abs=1e-15)
+        assert (row["n"], row["n_patients"], row["n_pos"]) == (len(d), d["patient_id"].nunique(), int(y.sum()))
+        assert (row["mean_predicted"], row["observed"]) == pytest.approx((prob.mean(), y.mean()), abs=1e-15)
+        lo, hi = metrics.wilson_ci(int(y.sum()), len(y), deff=metrics.design_effect(y, g))
+        assert (row["observed_low"], row["observed_high"]) == pytest.approx((lo, hi), abs=1e-12)
+        sm = metrics.smoothed_calibration(y, prob, groups=g, n_boot=plots.CURVE_N_BOOT, seed=4)
+        got = curve[(curve["model"] == "combined") & (curve["split"] == split)].reset_index(drop=True)
+        np.testing.assert_allclose(got[["p_grid", "observed", "lower", "upper"]].to_numpy(),
+                                   sm[["p_grid", "observed", "lower", "upper"]].to_numpy(), atol=1e-12)
+        assert row["curve_n_boot"] == plots.CURVE_N_BOOT and row["curve_knots_logit"].count(";") == 2
+
+
+def test_calibration_slope_flags_the_overconfident_copy(calib):
+    _, cal, _ = calib
+    slope = cal.set_index(["split", "model"])["slope"]
+    for split in ("train", "test"):
+        assert slope[(split, "overconfident")] == pytest.approx(slope[(split, "combined")] / 2, rel=1e-6)
     assert 0.7 < slope[("train", "combined")] < 1.3
+    row = cal.set_index(["split", "model"]).loc[("test", "overconfident")]
+    assert row["slope_high"] < 1  # its CI excludes 1: too extreme
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("the calibration figure computed a statistic")
+
+
+def test_calibration_figure_draws_the_tables_and_computes_nothing(calib, tmp_path, monkeypatch):
+    p, cal, curve = calib
+    for name in dir(metrics):  # every metrics function raises while the figure is drawn
+        if callable(getattr(metrics, name)) and not name.startswith("__") and name[0].islower():
+            monkeypatch.setattr(metrics, name, _fail)
+    stem = tmp_path / "calibration"
+    data = plots.calibration_figure(cal, curve, p, stem, models=["combined", "overconfident"])
+    assert_figure_files(stem, 183)
+    got = data[(data["model"] == "combined") & (data["split"] == "test")].reset_index(drop=True)
+    want = curve[(curve["model"] == "combined") & (curve["split"] == "test")].reset_index(drop=True)
+    np.testing.assert_array_equal(got[["p_grid", "observed", "lower", "upper"]], want[["p_grid", "observed",
+                                                                                         "lower", "upper"]])
+    row = cal[(cal["model"] == "combined") & (cal["split"] == "test")].iloc[0]
+    text = got["text"].iloc[0]
+    assert f"Slope {row['slope']:.2f} ({row['slope_low']:.2f}, {row['slope_high']:.2f})" in text
+    assert f"{int(row['n_patients'])} patients, {int(row['n'])} images" in text
+    assert f"Brier {row['brier']:.3f}" in text
+    # an edited table is what the figure shows: new numbers in the text, a new curve, other pixels
+    edited, bent = cal.copy(), curve.copy()
+    pick = (edited["model"] == "combined") & (edited["split"] == "test")
+    edited.loc[pick, ["slope", "slope_low", "slope_high"]] = [7.77, 6.66, 8.88]
+    bent.loc[(bent["model"] == "combined") & (bent["split"] == "test"), "observed"] = 0.5
+    again = plots.calibration_figure(edited, bent, p, tmp_path / "edited", models=["combined", "overconfident"])
+    moved = again[(again["model"] == "combined") & (again["split"] == "test")]
+    assert "Slope 7.77 (6.66, 8.88)" in moved["text"].iloc[0] and (moved["observed"] == 0.5).all()
+    assert (tmp_path / "edited.png").read_bytes() != stem.with_suffix(".png").read_bytes()
+
+
+def _text_boxes(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    return [(t.get_text(), t.get_window_extent(r)) for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+@pytest.mark.parametrize("models", [["clinical", "combined", "overconfident"], ["combined"]])
+def test_calibration_figure_texts_stay_inside_the_figure_and_do_not_overlap(calib, tmp_path, monkeypatch, models):
+    p, cal, curve = calib
+    saved = {}
+    real_save = plots.save_figure
+
+    def keep(fig, stem):
+        saved["fig"] = fig
+        return real_save(fig, stem)
+    monkeypatch.setattr(plots, "save_figure", keep)
+    plots.calibration_figure(cal, curve, p, tmp_path / "c", models=models)
+    fig = saved["fig"]
+    boxes = _text_boxes(fig)
+    assert len(boxes) > 10
+    for text, b in boxes:
+        assert b.x0 >= 0 and b.y0 >= 0 and b.x1 <= fig.bbox.x1 + 0.5 and b.y1 <= fig.bbox.y1 + 0.5, text
+    for (ta, a), (tb, b) in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (ta, tb)
+    # the layout check can fail: a text pushed onto another one is caught
+    ax = fig.axes[0]
+    ax.text(0, 1, boxes[0][0], transform=ax.transAxes)
+    moved = _text_boxes(fig)
+    assert any(a.overlaps(b) for (_, a), (_, b) in itertools.combinations(moved, 2))
+
+
+def test_calibration_figure_refuses_tables_that_do_not_match(calib, tmp_path):
+    p, cal, curve = calib
+    with pytest.raises(UsradError, match="'slope_low'"):
+        plots.calibration_figure(cal.drop(columns=["slope_low"]), curve, p, tmp_path / "x", models=["combined"])
+    doubled = pd.concat([cal, cal[(cal["model"] == "combined") & (cal["split"] == "test")]])
+    with pytest.raises(UsradError, match="'combined', split 'test': 2 calibration row"):
+        plots.calibration_figure(doubled, curve, p, tmp_path / "x", models=["combined"])
+    with pytest.raises(UsradError, match="'combined', split 'test': 1 calibration row.s. and 0 curve"):
+        plots.calibration_figure(cal, curve[~((curve["model"] == "combined") & (curve["split"] == "test"))], p,
+                                 tmp_path / "x", models=["combined"])
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_performance_tables_hosmer_lemeshow_df_is_g_except_on_apparent_training_predictions(tmp_path):
+    small = synthetic_predictions(n_train=120, n_test=100, signal={"clinical": 0.8, "combined": 1.6})
+    cv = small[small["split"] == "train"].assign(split="cv")
+    perf = plots.performance_tables(pd.concat([small, cv]), {"clinical": 0.4, "combined": 0.4}, n_boot=50)
+    for _, r in perf.iterrows():
+        d = _sel(pd.concat([small, cv]), r["split"], r["model"])
+        hl = metrics.hosmer_lemeshow(d["y"], d["probability"], validation=r["split"] != "train")
+        assert r["hl_df"] == hl["df"] and r["hl_p"] == pytest.approx(hl["p_value"], abs=1e-12)
+    df = perf.set_index(["model", "split"])["hl_df"]
+    assert df[("combined", "train")] == df[("combined", "cv")] - 2  # same rows, apparent vs out-of-fold
 
 
 def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_treat_none(preds, tmp_path):

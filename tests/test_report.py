@@ -244,3 +244,109 @@ def test_best_classifier_is_the_highest_cv_auc_among_classifiers():
     assert report.best_classifier(bundles) == "rf"  # radscore is not a classifier; ties: CLASSIFIERS order
     assert list(itertools.islice(report.default_comparisons(["combined", "clinical", "radscore", "rf", "lr"], "rf"), 2)) \
         == [("combined", "clinical"), ("combined", "radscore")]
+
+
+def _twin_preds(n_patients: int = 120, seed: int = 3, split: str = "test") -> tuple[pd.DataFrame, np.ndarray]:
+    """Two near-identical images per patient (the second view = the first plus noise of SD 0.01 on the logit)."""
+    rng = np.random.default_rng(seed)
+    y_pat = (rng.random(n_patients) < 0.4).astype(int)
+    rows = []
+    lat = {m: d * y_pat + rng.normal(size=n_patients) for m, d in (("combined", 1.6), ("clinical", 0.9),
+                                                                  ("nomogram", 1.4), ("radscore", 1.1))}
+    for view in (0, 1):
+        for m, s in lat.items():
+            p = 1 / (1 + np.exp(-(s - 0.6 + rng.normal(scale=0.01, size=n_patients))))
+            rows.append(pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(n_patients)],
+                                      "image_id": [f"P{i:03d}_{view}" for i in range(n_patients)], "task": TASK,
+                                      "split": split, "model": m, "y": y_pat, "probability": p}))
+    return pd.concat(rows, ignore_index=True), y_pat
+
+
+def test_delong_table_ci_is_the_patient_level_one_with_two_near_identical_images_per_patient():
+    pred, _ = _twin_preds()
+    tab = report.delong_table(pred, [("combined", "clinical"), ("nomogram", "clinical")])
+    assert list(tab.columns) == list(report.DELONG_COLUMNS)
+    for _, row in tab.iterrows():
+        wide = pred.pivot_table(index=["patient_id", "image_id", "y"], columns="model", values="probability")
+        y = wide.index.get_level_values("y").to_numpy()
+        g = wide.index.get_level_values("patient_id").to_numpy()
+        ref = metrics.delong_test(y, wide[row["model_1"]], wide[row["model_2"]], groups=g)
+        naive = metrics.delong_test(y, wide[row["model_1"]], wide[row["model_2"]])
+        assert (row["diff"], row["diff_low"], row["diff_high"], row["p_value"]) == pytest.approx(
+            (ref["diff"], ref["diff_low"], ref["diff_high"], ref["p_value"]), abs=1e-12)
+        # the image-level CI would be too narrow: each patient's two views are one patient's information
+        assert row["diff_high"] - row["diff_low"] > 1.3 * (naive["diff_high"] - naive["diff_low"])
+        assert row["p_value"] != pytest.approx(naive["p_value"], rel=1e-3)
+        assert (row["n"], row["n_patients"]) == (240, 120) and row["method"].startswith("clustered DeLong")
+
+
+def test_delong_formatted_table_puts_the_difference_and_its_ci_next_to_p():
+    pred, _ = _twin_preds()
+    tab = report.delong_table(pred, [("combined", "clinical")])
+    text = report.format_delong(tab)
+    r, t = tab.iloc[0], text.iloc[0]
+    assert list(text.columns)[-3:] == ["AUC difference (95% CI)", "P", "Method"]
+    assert t["Comparison"] == "Combined vs Clinical" and t["Patients (images)"] == "120 (240)"
+    assert t["AUC difference (95% CI)"] == (f"{r['diff']:.3f} ({r['diff_low']:.3f} to {r['diff_high']:.3f})"
+                                            .replace("-", "−"))
+    assert t["P"] == report.plots._fmt_p(r["p_value"])
+
+
+def test_default_comparisons_are_those_whose_models_exist_radiomics_only_has_classifiers_only():
+    full = report.default_comparisons(["clinical", "radscore", "nomogram", "combined", "lr", "nb"], "lr")
+    assert full[:5] == [("combined", "clinical"), ("combined", "radscore"), ("nomogram", "clinical"),
+                        ("combined", "nomogram"), ("nomogram", "radscore")]
+    assert report.default_comparisons(["radscore", "lr", "nb"], "nb") == [("nb", "lr")]
+    pred, _ = _twin_preds()
+    only = pred[pred["model"] == "radscore"]
+    only = pd.concat([only, only.assign(model="lr"), only.assign(model="nb", probability=1 - only["probability"])])
+    tab = report.delong_table(only, report.default_comparisons(["radscore", "lr", "nb"], "nb"))
+    assert list(zip(tab.model_1, tab.model_2)) == [("nb", "lr")] and tab["diff"].iloc[0] < 0
+
+
+def _no_statistics(*args, **kwargs):
+    raise AssertionError("the calibration figure computed a statistic")
+
+
+def test_calibration_tables_of_the_task_equal_table3_and_the_figure_is_drawn_from_them(workdir, monkeypatch, tmp_path):
+    from usrad import plots
+    from usrad.tables import read_table
+
+    tabs = workdir["res"] / TASK / "tables"
+    cal = read_table(tabs / "calibration.tsv", text=("model", "split", "task"), float_precision="round_trip")
+    curve = read_table(tabs / "calibration_curve.tsv", text=("model", "split", "task"), float_precision="round_trip")
+    perf = read_table(tabs / "table3_performance.tsv", text=("model", "split", "task"))
+    both = cal.merge(perf, on=["task", "model", "split"], suffixes=("", "_t3"))
+    assert len(both) == len(perf) == len(cal)  # every model and split of Table 3
+    for a, b in (("intercept", "cal_intercept"), ("slope_low", "cal_slope_low"), ("slope_high", "cal_slope_high"),
+                 ("brier", "brier"), ("hl_p", "hl_p"), ("hl_df", "hl_df")):
+        np.testing.assert_allclose(both[a], both[b], rtol=1e-9, atol=1e-12, err_msg=a)
+    # patient-level numbers, recomputed from the predictions
+    pred = read_predictions(workdir["res"] / TASK / "predictions.tsv")
+    d = pred[(pred.model == "combined") & (pred.split == "test")].sort_values(["patient_id", "image_id"])
+    ref = metrics.calibration_intercept_slope(d["y"], d["probability"], groups=d["patient_id"])
+    row = cal[(cal.model == "combined") & (cal.split == "test")].iloc[0]
+    assert (row["slope"], row["slope_low"], row["slope_high"]) == pytest.approx(
+        (ref["slope"], ref["slope_low"], ref["slope_high"]), abs=1e-9)
+    assert set(cal.loc[cal.split == "train", "validation"]) == {False} and cal.loc[cal.split != "train",
+                                                                                    "validation"].all()
+    # the task's figure is these tables: drawn again from the files with every metrics function failing
+    for name in ("calibration_intercept_slope", "smoothed_calibration", "hosmer_lemeshow", "brier_score",
+                 "reliability_curve", "wilson_ci", "design_effect"):
+        monkeypatch.setattr(metrics, name, _no_statistics)
+    data = plots.calibration_figure(cal, curve, pred, tmp_path / "again", task=TASK,
+                                    models=[m for m in report.MAIN_MODELS if m in set(cal.model)],
+                                    splits=["train", "test"])
+    assert (tmp_path / "again.png").read_bytes() == (workdir["res"] / TASK / "figures" / "calibration.png").read_bytes()
+    assert set(data["model"]) == set(report.MAIN_MODELS)
+
+
+def test_summary_reports_the_patient_level_difference_ci_and_calibration_cis(workdir):
+    md = (workdir["res"] / "report" / "summary.md").read_text()
+    sources = workdir["sources"].set_index("key")
+    key = f"{TASK}_delong_combined_clinical"
+    assert sources.loc[f"{key}_diff_low", "file"] == f"results/{TASK}/tables/delong.tsv"
+    assert (f"AUC difference {sources.loc[f'{key}_diff', 'text']} (95% CI {sources.loc[f'{key}_diff_low', 'text']} "
+            f"to {sources.loc[f'{key}_diff_high', 'text']})") in md
+    assert sources.loc[f"{TASK}_cal_slope_low", "file"] == f"results/{TASK}/tables/calibration.tsv"
+    assert "Wilson intervals widened by the design effect" in md and "clustered (Obuchowski) variance" in md

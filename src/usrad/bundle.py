@@ -49,7 +49,7 @@ TRUSTED_TYPES = sorted({
     "usrad.selection.UnivariateFilter", "usrad.selection.RedundancyFilter", "usrad.selection.MRMR",
     "usrad.selection.LassoSelector", "usrad.selection.RadScore",
     "usrad.models.ClinicalEncoder", "usrad.models.ClinicalSelector", "usrad.models.RadiomicsClinicalFeatures",
-    "usrad.clinical.ClinicalEncoder", "usrad.clinical.ClinicalSelector",
+    "usrad.clinical.ClinicalEncoder", "usrad.clinical.ClinicalSelector", "usrad.models.PriorShift",
     "sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
     "sklearn.linear_model._logistic.LogisticRegression", "sklearn.svm._classes.SVC",
     "sklearn.ensemble._forest.RandomForestClassifier", "sklearn.tree._classes.DecisionTreeClassifier",

@@ -8,8 +8,9 @@ Public API
 - :func:`evaluate_task` — one task's paper figures (``results/{task}/figures/<stem>.png|pdf``, stems in
   :data:`TASK_FIGURES`) and tables (``results/{task}/tables/<name>.tsv``, :data:`TASK_TABLES`).
 - Pieces of it, usable alone: :func:`read_bundles`, :func:`bundle_thresholds`, :func:`best_classifier`,
-  :func:`delong_table`, :func:`table2`, :func:`lasso_tables`, :func:`nomogram_model` (the nomogram bundle
-  converted to raw units, :class:`NomogramModel`), :func:`shap_values`.
+  :func:`delong_table` (patient-level AUC differences) and :func:`format_delong`, :func:`table2`,
+  :func:`lasso_tables`, :func:`nomogram_model` (the nomogram bundle converted to raw units,
+  :class:`NomogramModel`), :func:`shap_values`.
 - Cohort level: :func:`cohort_report` (Table 1, flow figure, counts), :func:`rulegraph_figure` (workflow
   diagram drawn from ``snakemake --rulegraph`` text with matplotlib; graphviz is not needed).
 - Summary: :func:`write_summary` — ``summary.md`` (+ ``summary.html``) from a template in which every number
@@ -47,7 +48,8 @@ TASK_FIGURES = ("roc", "forest", "calibration", "decision_curve", "radscore", "c
                 "lasso_path", "nomogram", "shap")
 #: Tables written by :func:`evaluate_task` under ``results/{task}/tables/`` (``.tsv``).
 TASK_TABLES = ("table2_odds_ratios", "table3_performance", "table3_performance_formatted", "delong",
-               "nomogram_points", "shap_importance", "evaluation_settings")
+               "delong_formatted", "calibration", "calibration_curve", "nomogram_points", "shap_importance",
+               "evaluation_settings")
 #: Outputs of the clinical models only: absent when the config lists no clinical predictor (radiomics only).
 CLINICAL_FIGURES = ("nomogram",)
 CLINICAL_TABLES = ("table2_odds_ratios", "nomogram_points")
@@ -119,22 +121,30 @@ def best_classifier(bundles: Mapping[str, dict], candidates: Sequence[str] = CLA
 # DeLong comparisons
 # --------------------------------------------------------------------------------------------------
 def default_comparisons(models: Sequence[str], best: str | None) -> list[tuple[str, str]]:
-    """combined vs clinical, combined vs radscore, nomogram vs clinical, then best classifier vs each other one."""
+    """combined vs clinical, combined vs radscore, nomogram vs clinical, combined vs nomogram, nomogram vs radscore
+    (those whose two models exist), then the best classifier vs each other one."""
     avail = set(models)
     pairs = [(a, b) for a, b in (("combined", "clinical"), ("combined", "radscore"), ("nomogram", "clinical"),
-                                 ("combined", "nomogram")) if a in avail and b in avail]
+                                 ("combined", "nomogram"), ("nomogram", "radscore")) if a in avail and b in avail]
     if best is not None and best in avail:
         pairs += [(best, m) for m in CLASSIFIERS if m in avail and m != best]
     return pairs
 
 
+#: Columns of the DeLong table (:func:`delong_table`): the AUC difference with its CI next to the p-value.
+DELONG_COLUMNS = ("task", "split", "model_1", "model_2", "n", "n_patients", "auc_1", "auc_2", "diff", "diff_low",
+                  "diff_high", "p_value", "z", "method")
+
+
 def delong_table(predictions: pd.DataFrame, pairs: Sequence[tuple[str, str]], splits: Sequence[str] = ("test",),
                  task: str | None = None) -> pd.DataFrame:
-    """DeLong's test (:func:`usrad.metrics.delong_test`) for each pair of models on the same images.
+    """Paired comparison of AUCs (:func:`usrad.metrics.delong_test`) for each pair of models on the same images.
 
-    One row per (split, pair): ``task, split, model_1, model_2, n, auc_1, auc_2, diff, diff_low, diff_high,
-    z, p_value``. Images are matched on ``image_id``; a pair whose models do not cover the same images is an
-    error. DeLong treats images as independent.
+    One row per (split, pair), :data:`DELONG_COLUMNS`: ``diff`` = AUC of ``model_1`` − AUC of ``model_2`` with
+    its 95% CI (``diff_low``, ``diff_high``) and the two-sided p-value. Patient-level: ``groups`` = ``patient_id``,
+    so with several images per patient the variance is the clustered one of Obuchowski (1997) (``method``); with
+    one image per patient it is DeLong's. Images are matched on ``image_id``; a pair whose models do not cover the
+    same images is an error.
     """
     pred = plots.check_predictions(predictions)
     task = plots._task_of(pred, task)
@@ -143,8 +153,10 @@ def delong_table(predictions: pd.DataFrame, pairs: Sequence[tuple[str, str]], sp
         sub = pred[(pred["task"] == task) & (pred["split"] == split)]
         if sub.empty:
             continue
-        wide = sub.pivot_table(index=["image_id", plots.LABEL], columns="model", values="probability",
+        wide = sub.pivot_table(index=["patient_id", "image_id", plots.LABEL], columns="model", values="probability",
                                aggfunc="first").sort_index()
+        y = wide.index.get_level_values(plots.LABEL).to_numpy()
+        patients = wide.index.get_level_values("patient_id").to_numpy()
         for a, b in pairs:
             missing = [m for m in (a, b) if m not in wide.columns]
             if missing:
@@ -154,14 +166,28 @@ def delong_table(predictions: pd.DataFrame, pairs: Sequence[tuple[str, str]], sp
             if pa.isna().any() or pb.isna().any():
                 raise UsradError("Cannot compare models", [Problem(
                     f"models {a!r} and {b!r} do not cover the same {split} images", column="model")])
-            y = wide.index.get_level_values(plots.LABEL).to_numpy()
-            r = metrics.delong_test(y, pa.to_numpy(), pb.to_numpy())
+            r = metrics.delong_test(y, pa.to_numpy(), pb.to_numpy(), groups=patients)
             rows.append({"task": task, "split": split, "model_1": a, "model_2": b, "n": len(wide),
-                         "auc_1": r["auc1"], "auc_2": r["auc2"], "diff": r["diff"], "diff_low": r["low"],
-                         "diff_high": r["high"], "z": r["z"], "p_value": r["p_value"]})
-    cols = ["task", "split", "model_1", "model_2", "n", "auc_1", "auc_2", "diff", "diff_low", "diff_high", "z",
-            "p_value"]
-    return pd.DataFrame(rows, columns=cols)
+                         "n_patients": len(np.unique(patients)), "auc_1": r["auc1"], "auc_2": r["auc2"],
+                         "diff": r["diff"], "diff_low": r["diff_low"], "diff_high": r["diff_high"],
+                         "p_value": r["p_value"], "z": r["z"], "method": r["method"]})
+    return pd.DataFrame(rows, columns=list(DELONG_COLUMNS))
+
+
+def format_delong(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The DeLong table as text for the report: ``Split, Comparison, Patients (images), AUC 1, AUC 2, AUC
+    difference (95% CI), P, Method`` (typographic minus; P < 0.001 below that)."""
+    def num(v):
+        return plots._num(v, digits)
+    return pd.DataFrame({
+        "Split": table["split"].map(lambda s: plots.SPLIT_TITLES.get(s, s)),
+        "Comparison": [f"{plots.model_label(a)} vs {plots.model_label(b)}"
+                       for a, b in zip(table["model_1"], table["model_2"])],
+        "Patients (images)": [f"{int(p)} ({int(n)})" for p, n in zip(table["n_patients"], table["n"])],
+        "AUC 1": table["auc_1"].map(num), "AUC 2": table["auc_2"].map(num),
+        "AUC difference (95% CI)": [f"{num(d)} ({num(lo)} to {num(hi)})"
+                                    for d, lo, hi in zip(table["diff"], table["diff_low"], table["diff_high"])],
+        "P": table["p_value"].map(plots._fmt_p), "Method": table["method"].astype(str)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -407,6 +433,15 @@ def evaluation_settings(cfg: Mapping, n_boot: int, seed: int, bundles: Mapping[s
     rep = any_b.get("reproducibility") or {}
     rows = {
         "n_boot": n_boot, "ci_level": LEVEL, "seed": seed, "bootstrap_unit": "patient (stratified)",
+        "inference_unit": "patient",
+        "auc_ci": "patient bootstrap percentile (auc_boot_low/high); clustered DeLong (auc_delong_low/high)",
+        "auc_comparison": metrics._delong_method("patient_id"),
+        "proportion_ci": "Wilson, design effect (patients)",
+        "calibration_ci": "cluster-robust (patients), t with patients - 1 df",
+        "hosmer_lemeshow_groups": plots.HL_GROUPS,
+        "hosmer_lemeshow_df": "groups on cv/test/external (validation), groups - 2 on train (apparent)",
+        "calibration_curve": f"restricted cubic spline of logit(p), {plots.CURVE_KNOTS} knots",
+        "calibration_curve_n_boot": plots.CURVE_N_BOOT,
         "cv_folds": ms["cv_folds"], "class_weight": ms["class_weight"], "threshold_from": ms["threshold_from"],
         "threshold_basis": any_b.get("threshold_basis", ""),
         "clinical_p_threshold": ms["clinical_p_threshold"], "icc_form": rep.get("icc_form", ""),
@@ -489,15 +524,24 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     table(perf, "table3_performance")
     table(plots.format_performance(perf), "table3_performance_formatted")
     tick("table3")
-    table(delong_table(pred, default_comparisons(models, best), splits=[s for s in ("test", "train")
-                                                                         if s in splits], task=task), "delong")
+    dl = delong_table(pred, default_comparisons(models, best), splits=[s for s in ("test", "train") if s in splits],
+                      task=task)
+    table(dl, "delong")
+    table(format_delong(dl), "delong_formatted")
     tick("delong")
+    cal, curve = plots.calibration_tables(pred, n_boot=plots.CURVE_N_BOOT, seed=seed)
+    table(cal, "calibration")
+    table(curve, "calibration_curve")
+    tick("calibration tables")
     plots.roc_figure(pred, stem("roc"), task=task, models=main, splits=splits, n_boot=n_boot, seed=seed)
     plots.forest_figure(pred, stem("forest"), task=task, splits=splits, n_boot=n_boot, seed=seed)
     tick("roc+forest")
-    n_min = min(int(((pred["split"] == s) & (pred["model"] == main[0])).sum()) for s in splits)
-    plots.calibration_figure(pred, stem("calibration"), task=task, models=main, splits=splits,
-                             n_bins=int(np.clip(n_min // 20, 3, 10)))  # ≥ ~20 images per bin
+    # the figure draws the tables as written (read back exactly), never its own statistics
+    plots.calibration_figure(read_table(tabs["calibration"], text=("model", "split", "task"),
+                                        float_precision="round_trip"),
+                             read_table(tabs["calibration_curve"], text=("model", "split", "task"),
+                                        float_precision="round_trip"),
+                             pred, stem("calibration"), task=task, models=main, splits=splits)
     plots.decision_curve_figure(pred, stem("decision_curve"), task=task, models=main, splits=splits)
     plots.radscore_figure(pred, stem("radscore"), task=task, splits=splits, seed=seed)
     plots.confusion_figure(pred, thr, stem("confusion"), task=task, models=main, splits=splits)
@@ -883,10 +927,19 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     L.append("")
     nb = src.num("n_boot", settings0, "col=value;key=n_boot", "d")
     lvl = src.num("ci_level", settings0, "col=value;key=ci_level", "%")
-    L.append(f"**Evaluation.** AUC with {lvl} confidence intervals from {nb} stratified patient-level bootstrap "
-             "resamples (seeded); sensitivity, specificity, accuracy, PPV and NPV with Wilson intervals; DeLong's "
-             "test for paired AUCs; calibration (reliability curves, intercept and slope, Brier score, "
-             "Hosmer–Lemeshow); decision-curve analysis (net benefit).")
+    hlg = src.num("hl_groups", settings0, "col=value;key=hosmer_lemeshow_groups", "d")
+    cnb = src.num("calibration_curve_n_boot", settings0, "col=value;key=calibration_curve_n_boot", "d")
+    L.append(f"**Evaluation.** The patient, not the image, is the unit of every interval and test: the images of "
+             f"a patient are resampled and counted together. AUC with {lvl} confidence intervals from {nb} "
+             "stratified patient-level bootstrap resamples (seeded); sensitivity, specificity, accuracy, PPV and NPV "
+             "with Wilson intervals widened by the design effect of images clustered within patients; paired AUCs "
+             "compared by DeLong's test with the clustered (Obuchowski) variance, reported as the AUC difference "
+             f"with its {lvl} CI and P; calibration intercept and slope with cluster-robust {lvl} CIs, "
+             f"calibration-in-the-large (mean predicted risk against observed prevalence), Brier score and the "
+             f"Hosmer–Lemeshow test ({hlg} groups; as many degrees of freedom as groups on cross-validated and test "
+             "predictions, two fewer on the apparent training predictions); smoothed calibration curves (logistic "
+             f"regression on a restricted cubic spline of logit p) with {lvl} bands from {cnb} patient-level "
+             "bootstrap resamples; decision-curve analysis (net benefit).")
     L.append("")
     # ---------------- results
     L.append("## Results")
@@ -929,16 +982,10 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
         for a, b in (("combined", "clinical"), ("combined", "radscore")):
             hit = dtab[(dtab["model_1"] == a) & (dtab["model_2"] == b) & (dtab["split"] == "test")]
             if len(hit):
-                loc = f"model_1={a};model_2={b};split=test"
-                L.append(f"DeLong test, {a} vs {b} (test set): AUC difference "
-                         f"{src.num(f'{task}_delong_{a}_{b}_diff', dl, f'col=diff;{loc}')}, "
-                         f"P {src.num(f'{task}_delong_{a}_{b}_p', dl, f'col=p_value;{loc}', 'p')}.")
-        if "test" in splits_present and "combined" in set(pdf["model"]):
-            loc = "model=combined;split=test"
-            L.append(f"Calibration of the combined model on the test set: slope "
-                     f"{src.num(f'{task}_cal_slope', perf, f'col=cal_slope;{loc}', '.2f')}, intercept "
-                     f"{src.num(f'{task}_cal_int', perf, f'col=cal_intercept;{loc}', '.2f')}, Hosmer–Lemeshow P "
-                     f"{src.num(f'{task}_hl_p', perf, f'col=hl_p;{loc}', 'p')}.")
+                L.append(_delong_sentence(src, task, dl, a, b, lvl))
+        headline = "combined" if "combined" in set(pdf["model"]) else "radscore"
+        if "test" in splits_present and headline in set(pdf["model"]):
+            L.append(_calibration_sentence(src, task, f"{R}/{task}/tables/calibration.tsv", headline, lvl))
         L.append("")
     # ---------------- demo vs reference
     oracle_rows = []
@@ -1002,9 +1049,12 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
                            for s in st["step"])
         L.append(f"| Selection ({task}) | {chain} | `{steps}` |")
     L.append(f"| Tuning | grid search, {folds}-fold patient-grouped stratified CV, AUC | `{settings0}` |")
-    L.append(f"| Metrics with CIs | AUC ({nb} bootstrap resamples), Wilson CIs at the threshold, DeLong | "
-             "`tables/table3_performance.tsv` |")
-    L.append("| Calibration | reliability curves, slope/intercept, Brier, Hosmer–Lemeshow | `figures/calibration.png` |")
+    L.append(f"| Metrics with CIs | patient-level: AUC ({nb} patient bootstrap resamples), design-effect Wilson CIs "
+             "at the threshold, clustered DeLong AUC differences with CIs | `tables/table3_performance.tsv`, "
+             "`tables/delong.tsv` |")
+    L.append("| Calibration | smoothed curves with patient-bootstrap bands; intercept and slope with cluster-robust "
+             "CIs; mean predicted vs observed risk; Brier; Hosmer–Lemeshow | `tables/calibration.tsv`, "
+             "`figures/calibration.png` |")
     L.append("| Decision curves | net benefit vs threshold, treat-all / treat-none | `figures/decision_curve.png` |")
     L.append("")
     md = "\n".join(L) + "\n"
@@ -1014,6 +1064,31 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     if out_html is not None:
         write_text(out_html, markdown_html(md))
     return md, sources
+
+
+def _delong_sentence(src: _Sources, task: str, dl: str, a: str, b: str, lvl: str) -> str:
+    """The test-set AUC comparison of models ``a`` and ``b``, every number from the DeLong table ``dl``."""
+    loc = f"model_1={a};model_2={b};split=test"
+    key = f"{task}_delong_{a}_{b}"
+    return (f"Paired AUC comparison (clustered DeLong), {a} vs {b} (test set): AUC difference "
+            f"{src.num(f'{key}_diff', dl, f'col=diff;{loc}')} ({lvl} CI "
+            f"{src.num(f'{key}_diff_low', dl, f'col=diff_low;{loc}')} to "
+            f"{src.num(f'{key}_diff_high', dl, f'col=diff_high;{loc}')}), "
+            f"P {src.num(f'{key}_p', dl, f'col=p_value;{loc}', 'p')}.")
+
+
+def _calibration_sentence(src: _Sources, task: str, cal: str, model: str, lvl: str) -> str:
+    """The test-set calibration of ``model``, every number from the calibration table ``cal``."""
+    loc = f"model={model};split=test"
+
+    def num(name, col, fmt=".2f"):
+        return src.num(f"{task}_cal_{name}", cal, f"col={col};{loc}", fmt)
+    return (f"Calibration of the {model} model on the test set: slope {num('slope', 'slope')} ({lvl} CI "
+            f"{num('slope_low', 'slope_low')} to {num('slope_high', 'slope_high')}), intercept "
+            f"{num('int', 'intercept')} ({num('int_low', 'intercept_low')} to {num('int_high', 'intercept_high')}); "
+            f"mean predicted risk {num('mean_predicted', 'mean_predicted')} against an observed prevalence of "
+            f"{num('observed', 'observed')}; Brier score {num('brier', 'brier', '.3f')}; Hosmer–Lemeshow P "
+            f"{num('hl_p', 'hl_p', 'p')} (`tables/calibration.tsv`, `figures/calibration.png`).")
 
 
 def markdown_html(md: str) -> str:
