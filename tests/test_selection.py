@@ -5,10 +5,14 @@ import numpy as np
 import pandas as pd
 import pingouin as pg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
 from sklearn.base import clone
 
 from usrad.selection import (ICCFilter, LassoSelector, MRMR, NearZeroVariance, RadScore, RedundancyFilter,
-                             UnivariateFilter, icc_per_feature, perturb_mask, signature_pipeline)
+                             UnivariateFilter, _mann_whitney, _path_scores, _spearman_matrix, icc_per_feature,
+                             perturb_mask, signature_pipeline)
 
 
 def _data(n=200, seed=0):
@@ -163,3 +167,60 @@ def test_perturb_mask_erodes_dilates_and_jitters_without_emptying():
     a = perturb_mask(m, np.random.default_rng(9))
     b = perturb_mask(m, np.random.default_rng(9))
     np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- issue 15 §3: honest LASSO tuning
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(4, 60), m=st.integers(1, 6), levels=st.sampled_from([2, 3, 7, None]), seed=st.integers(0, 10**6))
+def test_vectorised_mann_whitney_and_spearman_equal_scipy_also_with_ties(n, m, levels, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, m)) if levels is None else rng.integers(0, levels, size=(n, m)).astype(float)
+    X[:, 0] = X[0, 0] if m > 2 else X[:, 0]  # a constant column when there are several
+    y = np.r_[0, 1, (rng.random(n - 2) < 0.4).astype(int)]
+    p, auc = _mann_whitney(X, y)
+    ref = stats.mannwhitneyu(X[y == 1], X[y == 0], alternative="two-sided", method="asymptotic", axis=0)
+    np.testing.assert_allclose(p, np.where(np.isnan(ref.pvalue), 1.0, ref.pvalue), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(auc, ref.statistic / (y.sum() * (n - y.sum())), rtol=1e-12)
+    if m > 1:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = np.nan_to_num(np.corrcoef(stats.rankdata(X, axis=0), rowvar=False), nan=0.0)
+        np.testing.assert_allclose(_spearman_matrix(X), rho, atol=1e-12)
+
+
+def test_redundancy_filter_equals_the_pairwise_greedy_rule():
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(150, 6))
+    X = pd.DataFrame(np.repeat(base, 5, axis=1) + rng.normal(scale=rng.uniform(0.05, 0.6, 30), size=(150, 30)),
+                     columns=[f"f{j}" for j in range(30)])
+    y = (base[:, 0] + rng.normal(size=150) > 0).astype(int)
+    f = RedundancyFilter(threshold=0.8).fit(X, y)
+    p, auc = _mann_whitney(X.to_numpy(), y)
+    rho = np.abs(_spearman_matrix(X.to_numpy()))
+    kept = []
+    for j in np.lexsort((np.arange(30), -np.abs(auc - 0.5), p)):
+        if all(rho[j, i] <= 0.8 for i in kept):
+            kept.append(j)
+    assert list(f.get_feature_names_out()) == [f"f{j}" for j in sorted(kept)]
+    assert 6 <= len(kept) < 30
+
+
+def test_balanced_log_loss_scores_the_empty_model_as_the_best_constant():
+    y = np.r_[np.ones(30), np.zeros(70)].astype(int)  # prevalence 0.3
+    D = np.column_stack([np.zeros(100), np.full(100, np.log(0.3 / 0.7))])  # p = 0.5 and p = prevalence
+    balanced, plain = _path_scores("neg_log_loss", y, D, "balanced"), _path_scores("neg_log_loss", y, D, None)
+    assert balanced[0] == pytest.approx(-np.log(2), abs=1e-12) and balanced[0] > balanced[1]
+    assert plain[1] > plain[0]  # unweighted, p = 0.5 is beaten by any shift towards the prevalence
+    assert np.isnan(_path_scores("neg_log_loss", np.ones(5, int), np.zeros((5, 2)))).all()
+    auc = _path_scores("roc_auc", np.array([0, 0, 1, 1]), np.array([[0.1, 1], [0.4, 1], [0.35, 1], [0.8, 1]]))
+    np.testing.assert_allclose(auc, [0.75, 0.5])
+
+
+def test_one_se_rule_uses_the_fold_overlap_corrected_standard_error():
+    X, y, _ = _data(n=300)
+    a = LassoSelector(cv=5, random_state=0).fit(X, y)
+    b = LassoSelector(cv=5, random_state=0, corrected_se=False).fit(X, y)
+    sd = np.std(a.cv_scores_, axis=1, ddof=1)
+    np.testing.assert_allclose(b.cv_se_, sd / np.sqrt(5), rtol=1e-12)
+    np.testing.assert_allclose(a.cv_se_, sd * np.sqrt(1 / 5 + a.cv_test_fraction_), rtol=1e-12)
+    assert 0.2 < a.cv_test_fraction_ < 0.3  # n_test / n_train of 5 folds: ~1/4
+    assert a.C_ <= b.C_  # a larger SE: at least as much penalty
