@@ -16,6 +16,7 @@ include: "rules/cohort.smk"
 include: "rules/features.smk"
 include: "rules/models.smk"
 include: "rules/evaluate.smk"
+include: "rules/validation.smk"
 include: "rules/report.smk"
 include: "rules/predict.smk"
 
@@ -24,6 +25,7 @@ rule all:
     input:
         all_targets(),
         predict_targets(),
+        internal_validation_targets(),
     default_target: True
 
 
