@@ -48,6 +48,10 @@ def page_result(chromium: str, page: Path, query: dict) -> dict:
             "total_points": float(pts.group(1)) if pts else None, "error": err.group(1) if err else ""}
 
 
+def _nan_as_none(value):
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
 def test_model_card_json_holds_the_required_fields_with_the_evaluation_tables_values(fitted):
     perf = pd.read_csv(fitted["task_dir"] / "tables" / "table3_performance.tsv", sep="\t")
     pred = pd.read_csv(fitted["task_dir"] / "predictions.tsv", sep="\t", dtype={"patient_id": str})
@@ -64,9 +68,10 @@ def test_model_card_json_holds_the_required_fields_with_the_evaluation_tables_va
             assert (got["auc"]["estimate"], got["auc"]["ci_low"], got["auc"]["ci_high"]) == (
                 row["auc"], row["auc_boot_low"], row["auc_boot_high"])
             for m in ("sensitivity", "specificity", "ppv", "npv"):
-                assert (got[m]["estimate"], got[m]["ci_low"], got[m]["ci_high"]) == (row[m], row[f"{m}_low"],
-                                                                                      row[f"{m}_high"])
-            assert got["calibration"]["slope"]["estimate"] == row["cal_slope"]
+                # an undefined value (e.g. PPV with no positive call) is NaN in the table and null in the JSON
+                assert [_nan_as_none(v) for v in (got[m]["estimate"], got[m]["ci_low"], got[m]["ci_high"])] == [
+                    _nan_as_none(v) for v in (row[m], row[f"{m}_low"], row[f"{m}_high"])], (name, split, m)
+            assert _nan_as_none(got["calibration"]["slope"]["estimate"]) == _nan_as_none(row["cal_slope"])
             assert got["calibration"]["brier"] == row["brier"]
             assert got["n_images"] == row["n"]
         tr = pred[(pred.model == name) & (pred.split == "train")].groupby("patient_id")["y"].max()

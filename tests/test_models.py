@@ -129,25 +129,42 @@ def test_predictions_are_identical_for_one_or_two_jobs(data, fitted, tmp_path):
             tmp_path / "two" / "models" / name / "model.skops").read_bytes()
 
 
-def test_best_hyperparameters_are_chosen_by_cv_auc(fitted):
+def test_final_hyperparameters_are_the_best_cv_auc_and_the_reported_cv_auc_is_nested(fitted):
     _, out = fitted
     cv = pd.read_csv(out / "models" / "cv_results.tsv", sep="\t")
     tuned = cv[cv.classifier.isin(["lr", "nb"]) & (cv.feature_set == "radiomics")]
     for clf, g in tuned.groupby("classifier"):
         chosen = g[g.chosen]
         assert len(chosen) == 1 and chosen.mean_auc.iloc[0] == g.mean_auc.max()
+        assert g.n_outer_folds_chosen.sum() == 5  # each outer fold's inner CV chose one grid point
         meta = json.loads((out / "models" / clf / "bundle.json").read_text())
         assert json.loads(chosen.params.iloc[0]) == meta["hyperparameters"]
-        assert meta["cv_auc"] == pytest.approx(chosen.mean_auc.iloc[0])
+        assert meta["cv_auc_tuning"] == pytest.approx(chosen.mean_auc.iloc[0])
+        assert meta["cv_auc"] == pytest.approx(chosen.nested_mean_auc.iloc[0])
+        assert meta["cv_auc_basis"].startswith("nested CV") and len(meta["nested_fold_choices"]) == 5
     comb = cv[(cv.feature_set == "combined") & cv.chosen]
     assert len(comb) == 1
-    assert comb.mean_auc.iloc[0] == cv[cv.feature_set == "combined"].mean_auc.max()
+
+
+def test_combined_type_is_the_simplest_within_one_se_of_the_best(fitted):
+    _, out = fitted
+    choice = pd.read_csv(out / "models" / "model_choice.tsv", sep="\t")
+    final = choice[(choice.decision == "combined classifier") & (choice.scope == "all training rows")]
+    best = final.loc[final.mean_auc.idxmax()]
+    within = final[final.mean_auc >= best.mean_auc - best.se_auc]
+    order = ["radscore", "lr", "nb", "knn", "svm", "rf", "xgb", "mlp"]
+    simplest = min(within.candidate, key=order.index)
+    assert final.loc[final.chosen, "candidate"].tolist() == [simplest]
+    meta = json.loads((out / "models" / "combined" / "bundle.json").read_text())
+    assert meta["classifier"] == simplest and meta["model_choice"]["chosen"] == simplest
+    assert set(meta["model_choice"]["candidates"]) == {"lr", "nb"} and meta["model_choice"]["reason"]
+    assert (choice.scope.str.startswith("outer fold")).sum() == 2 * 5  # the same choice inside every outer fold
 
 
 def test_assembled_models_equal_a_plain_pipeline_fit(data, fitted):
     feats, coh, sp = data
     _, out = fitted
-    for name in ("lr", "nomogram"):
+    for name in ("lr", "nb", "clinical", "nomogram", "combined"):
         model, meta = load_bundle(out / "models" / name)
         ids = sp.image_id.tolist()
         X, _ = build_design(feats, coh, ids, CLIN["predictors"], "r2")

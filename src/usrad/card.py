@@ -403,9 +403,11 @@ def model_card(model_dir, performance: pd.DataFrame, predictions: pd.DataFrame |
             "missing_values": "imputed (training median / most frequent level)" if inputs["impute"] else "refused",
             "radiomics": list(meta.get("selected_features") or []) if inputs["radiomics"] else [],
             "pyradiomics_params_sha256": meta.get("pyradiomics_params_sha256") if inputs["radiomics"] else None},
-        "radscore_formula": meta.get("radscore_formula") if inputs["radiomics"] else None,
+        # every model but the clinical one uses the signature, even one that kept no feature (a constant rad-score)
+        "radscore_formula": meta.get("radscore_formula") if meta.get("kind") != "clinical" else None,
         "radscore_note": ("z(f) = (f − training mean) / training SD; means and SDs are in the bundle"
-                          if inputs["radiomics"] else None),
+                          if inputs["radiomics"] else ("the signature kept no radiomics feature: the rad-score is "
+                                                       "a constant" if meta.get("kind") != "clinical" else None)),
         "threshold": {"value": float(meta["threshold"]), "basis": meta.get("threshold_basis"),
                       "rule": "positive if probability ≥ threshold (Youden's J)"},
         "performance": perf,
