@@ -1300,8 +1300,13 @@ def _write_outputs(t: SimpleNamespace, models: dict, thresholds: dict, radiomics
 
 
 def _youden(y, p) -> float:
+    """Youden's J threshold; a model whose predictions are all equal (a signature that kept no feature predicts
+    the training prevalence) has no ROC to choose from: its threshold is that value."""
     from .metrics import youden_threshold
 
+    p = np.asarray(p, dtype=float)
+    if p.size and np.ptp(p) == 0:
+        return float(p[0])
     return youden_threshold(y, p)
 
 
