@@ -80,20 +80,6 @@ def test_same_seed_gives_byte_identical_predictions_and_bundles_with_1_and_2_cor
 
 
 @pytest.mark.slow
-def test_a_changed_modelling_key_rechecks_the_plan_but_does_not_rerun_the_extraction(small_run):
-    workdir, _, _ = small_run
-    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    other = workdir / "other.yaml"
-    other.write_text(yaml.safe_dump({**cfg, "modelling": {"cv_folds": 4}}))
-    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-                           str(other), *PREDICTIONS, "--dry-run", "--quiet", "rules"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    planned = dict(re.findall(r"^\s*(\w+)\s+(\d+)\s*$", proc.stdout + proc.stderr, re.M))
-    assert planned.get("check_plan") == "1" and planned.get("fit_task") == "2", planned
-    assert "extract_shard" not in planned and "validate_cohort" not in planned and "merge_features" not in planned
-
-
-@pytest.mark.slow
 def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(small_run):
     from usrad.features import read_feature_table
 
