@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_faults import light_radiomics_params
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +27,7 @@ NOT_COMPARED = ("results/logs/", "results/benchmarks/")
 
 def light_config(workdir: Path) -> None:
     workdir.mkdir(parents=True)
-    params = yaml.safe_load((REPO / "config" / "radiomics.yaml").read_text())
-    params["imageType"] = {"Original": {}}
-    params["featureClass"] = {"shape2D": [], "firstorder": [], "glcm": []}
-    (workdir / "radiomics.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    light_radiomics_params(workdir / "radiomics.yaml")
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = {"cohort": {"simulate": {"n_patients": 48}},
            "radiomics_params": str(workdir / "radiomics.yaml"),

@@ -3,8 +3,6 @@ deterministic, resamples built correctly, and the workflow plans it only with in
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,11 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_workflow import planned_jobs
 
 from usrad.errors import UsradError
 from usrad.models import fit_task, synthetic_modelling_data
-from usrad.validation import (COLUMNS, _development, draw_units, model_metrics, optimism_bootstrap,
-                              resample_inputs, validation_markdown)
+from usrad.validation import (
+    COLUMNS,
+    _development,
+    draw_units,
+    model_metrics,
+    optimism_bootstrap,
+    resample_inputs,
+    validation_markdown,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = {"name": "metastasis", "label": "n_positive_nodes >= 1"}
@@ -171,16 +177,7 @@ def _planned(workdir: Path, mode: str) -> dict[str, int]:
     cfg = {"radiomics_params": str(REPO / "config" / "radiomics.yaml"), "extraction": {"shards": 2},
            "modelling": {"internal_validation": mode, "bootstrap_resamples": 20}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--dry-run", "--quiet", "rules"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = {}
-    for line in (proc.stdout + proc.stderr).splitlines():
-        m = re.match(r"^\s*(\w+)\s+(\d+)\s*$", line)
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
+    return planned_jobs(workdir)
 
 
 def test_workflow_plans_internal_validation_only_with_bootstrap(tmp_path):
