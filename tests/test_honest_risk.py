@@ -26,8 +26,17 @@ from sklearn.svm import SVC
 
 from usrad import models as M
 from usrad.bundle import load_bundle
-from usrad.models import (RadiomicsClinicalFeatures, build_design, choose_model, clinical_branch, cv_groups,
-                          fit_task, grouped_folds, make_classifier, radscore_branch)
+from usrad.models import (
+    RadiomicsClinicalFeatures,
+    build_design,
+    choose_model,
+    clinical_branch,
+    cv_groups,
+    fit_task,
+    grouped_folds,
+    make_classifier,
+    radscore_branch,
+)
 
 TASK = {"name": "metastasis", "label": "n_positive_nodes >= 1"}
 CLIN = {"predictors": ["age", "us_node_suspicious", "birads"], "categorical": ["birads"], "missing": "refuse"}
@@ -65,7 +74,7 @@ def simulate(n: int, prevalence: float, seed: int, prefix: str, n_features=30, n
     y = (rng.random(m) < expit(_intercept(prevalence, beta_z, beta_susp) + beta_z * z + beta_susp * susp)).astype(int)
     keep = np.arange(n)
     if exact:
-        n1 = int(round(prevalence * n))
+        n1 = round(prevalence * n)
         keep = np.sort(np.concatenate([np.flatnonzero(y == 1)[:n1], np.flatnonzero(y == 0)[:n - n1]]))
     z, susp, y = z[keep], susp[keep], y[keep]
     pids = np.array([f"{prefix}{i:05d}" for i in range(n)])
@@ -352,7 +361,7 @@ def test_choose_model_takes_the_simplest_model_within_one_se_of_the_best():
              "rf": [0.70, 0.72, 0.71, 0.73, 0.70]}
     one_se = choose_model(["xgb", "rf", "lr"], folds, "one_se")
     assert (one_se["best"], one_se["chosen"]) == ("xgb", "lr") and "within 1 SE" in one_se["reason"]
-    assert one_se["table"].set_index("candidate").loc["rf", "within_one_se"] == False  # noqa: E712
+    assert not one_se["table"].set_index("candidate").loc["rf", "within_one_se"]
     assert choose_model(["xgb", "rf", "lr"], folds, "best")["chosen"] == "xgb"
     far = dict(folds, lr=[0.70, 0.71, 0.72, 0.70, 0.71])
     assert choose_model(["xgb", "rf", "lr"], far, "one_se")["chosen"] == "xgb"  # beyond 1 SE: not chosen

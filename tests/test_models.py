@@ -129,13 +129,13 @@ def test_predictions_are_identical_for_one_or_two_jobs(data, fitted, tmp_path):
             tmp_path / "two" / "models" / name / "model.skops").read_bytes()
 
 
-def test_final_hyperparameters_are_the_best_cv_auc_and_the_reported_cv_auc_is_nested(fitted):
+def test_final_hyperparameters_have_the_best_cv_log_loss_and_the_reported_cv_auc_is_nested(fitted):
     _, out = fitted
     cv = pd.read_csv(out / "models" / "cv_results.tsv", sep="\t")
     tuned = cv[cv.classifier.isin(["lr", "nb"]) & (cv.feature_set == "radiomics")]
     for clf, g in tuned.groupby("classifier"):
         chosen = g[g.chosen]
-        assert len(chosen) == 1 and chosen.mean_auc.iloc[0] == g.mean_auc.max()
+        assert len(chosen) == 1 and chosen.mean_log_loss.iloc[0] == g.mean_log_loss.min()
         assert g.n_outer_folds_chosen.sum() == 5  # each outer fold's inner CV chose one grid point
         meta = json.loads((out / "models" / clf / "bundle.json").read_text())
         assert json.loads(chosen.params.iloc[0]) == meta["hyperparameters"]
@@ -165,7 +165,7 @@ def test_assembled_models_equal_a_plain_pipeline_fit(data, fitted):
     feats, coh, sp = data
     _, out = fitted
     for name in ("lr", "nb", "clinical", "nomogram", "combined"):
-        model, meta = load_bundle(out / "models" / name)
+        model, _ = load_bundle(out / "models" / name)
         ids = sp.image_id.tolist()
         X, _ = build_design(feats, coh, ids, CLIN["predictors"], "r2")
         train = sp.split.eq("train").to_numpy()
