@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-real paper clean
+.PHONY: install demo demo-bootstrap test bench bench-real paper clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+
+# The demo plus Harrell's optimism-corrected bootstrap of each task (10 resamples): both internal validations.
+demo-bootstrap: install
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds --configfile config/demo-bootstrap.yaml
 
 paper: install
 	$(BIN)/snakemake --cores $(CORES) paper

@@ -53,6 +53,20 @@ def auc_ci(y, p, groups, seed=0):
     return b["auc"], b["low"], b["high"]
 
 
+def calibration_rows(d: pd.DataFrame, run: str, model: str, split: str, source: str) -> list[dict]:
+    """Calibration slope and intercept (patient-clustered CIs) and mean predicted vs observed risk."""
+    from usrad.metrics import calibration_intercept_slope
+
+    c = calibration_intercept_slope(d["y"], d["probability"], groups=d["patient_id"])
+    common = dict(run=run, split=split, n_images=len(d), n_patients=d["patient_id"].nunique(), source=source)
+    return [dict(measure=f"calibration slope {model}", value=c["slope"], low=c["slope_low"], high=c["slope_high"],
+                 **common),
+            dict(measure=f"calibration intercept {model}", value=c["intercept"], low=c["intercept_low"],
+                 high=c["intercept_high"], **common),
+            dict(measure=f"mean predicted minus observed risk {model}",
+                 value=float(d["probability"].mean() - d["y"].mean()), **common)]
+
+
 def model_rows(results: str, run: str) -> list[dict]:
     pred_file = f"{results}/{TASK}/predictions.tsv"
     pred = pd.read_csv(REPO / pred_file, sep="\t", dtype={"patient_id": str})
@@ -67,6 +81,8 @@ def model_rows(results: str, run: str) -> list[dict]:
             label = f"{model} (best radiomics classifier)" if model == best and model != "radscore" else model
             rows.append(dict(run=run, measure=f"AUC {label}", split=split, value=auc, low=lo, high=hi,
                              n_images=len(d), n_patients=d["patient_id"].nunique(), source=pred_file))
+            if model in ("nomogram", "combined", "radscore"):
+                rows += calibration_rows(d, run, model, split, pred_file)
     steps = pd.read_csv(REPO / results / TASK / "selection" / "steps.tsv", sep="\t")
     rows.append(dict(run=run, measure="selected features (LASSO)", split="train",
                      value=int(steps["n_features_after"].iloc[-1]), source=f"{results}/{TASK}/selection/steps.tsv"))
@@ -85,7 +101,7 @@ def baseline_rows(results: str, run: str, seed: int) -> list[dict]:
     split = pd.read_csv(REPO / results / "split" / "split.tsv", sep="\t", dtype=str).set_index("image_id")
     cohort = pd.read_csv(REPO / results / "cohort" / "cohort.tsv", sep="\t", dtype=str).set_index("image_id")
     ids = split.index
-    y = cohort.loc[ids, "malignant"].astype(int).to_numpy()
+    y = cohort.loc[ids, "malignant"].astype(float).astype(int).to_numpy()
     groups = split.loc[ids, "patient_id"].to_numpy()
     sp = split.loc[ids, "split"].to_numpy()
     feature_cols = [c for c in feats.columns if c not in ("patient_id", "reader")]
@@ -171,7 +187,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=20240611)
-    parser.add_argument("--skip-leakage", action="store_true")
+    parser.add_argument("--skip-leakage", action="store_true",
+                        help="do not rerun the leakage probe (re-extracts the test images); its last rows are kept")
     parser.add_argument("--reuse", action="store_true",
                         help="keep finished results whose inputs are older (Snakemake --rerun-triggers mtime), e.g. after "
                              "a code change that does not touch them")
@@ -189,6 +206,9 @@ def main() -> int:
     df["machine"] = f"{platform.machine()} {platform.processor() or ''} cores={args.cores}".strip()
     df["date"] = time.strftime("%Y-%m-%d")
     out = HERE / "results" / "busbra.tsv"
+    if args.skip_leakage and out.exists():  # keep the last measured leakage rows, with their own date
+        previous = pd.read_csv(out, sep="\t")
+        df = pd.concat([df, previous[previous["run"] == "leakage"]], ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, sep="\t", index=False, float_format="%.4f")
     with pd.option_context("display.width", 200, "display.max_colwidth", 90, "display.max_rows", 100):

@@ -54,6 +54,7 @@ rule workflow_diagram:
 rule summary:
     input:
         evaluation=evaluation_targets(),
+        validation=internal_validation_targets(),
         counts=f"{RESULTS}/report/cohort_counts.tsv",
         features=f"{RESULTS}/features/features.parquet",
         ground_truth=ground_truth_input(),

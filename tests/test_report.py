@@ -246,6 +246,14 @@ def test_best_classifier_is_the_highest_cv_auc_among_classifiers():
         == [("combined", "clinical"), ("combined", "radscore")]
 
 
+def test_best_classifier_is_the_one_the_fit_chose_when_it_chose_a_classifier():
+    """fit_task's choice (1-SE rule on nested CV AUCs) wins over the highest mean; radscore chosen: highest."""
+    chose = lambda m: {"radscore": {"cv_auc": 0.8, "radiomics_best_model": m}, "lr": {"cv_auc": 0.81,
+                       "radiomics_best_model": m}, "rf": {"cv_auc": 0.83, "radiomics_best_model": m}}  # noqa: E731
+    assert report.best_classifier(chose("lr")) == "lr"
+    assert report.best_classifier(chose("radscore")) == "rf"
+
+
 def _twin_preds(n_patients: int = 120, seed: int = 3, split: str = "test") -> tuple[pd.DataFrame, np.ndarray]:
     """Two near-identical images per patient (the second view = the first plus noise of SD 0.01 on the logit)."""
     rng = np.random.default_rng(seed)
@@ -350,3 +358,25 @@ def test_summary_reports_the_patient_level_difference_ci_and_calibration_cis(wor
             f"to {sources.loc[f'{key}_diff_high', 'text']})") in md
     assert sources.loc[f"{TASK}_cal_slope_low", "file"] == f"results/{TASK}/tables/calibration.tsv"
     assert "Wilson intervals widened by the design effect" in md and "clustered (Obuchowski) variance" in md
+
+
+def test_summary_lines_of_the_internal_validation_come_from_its_table(tmp_path):
+    """Harrell's bootstrap table (modelling.internal_validation: bootstrap) → a summary table whose every number
+    is a recorded source; no table → no lines."""
+    from usrad.validation import COLUMNS, write_validation
+
+    rows = [dict(task="metastasis", model=m, metric=k, apparent=a, training=a, test=a - o, optimism=o,
+                 corrected=a - o, n_resamples=10, n_failed=0, n_patients=100, n_images=120)
+            for m, base in (("radscore", 0.8), ("nomogram", 0.9))
+            for k, a, o in (("auc", base, 0.0312), ("calibration_slope", 1.0, 0.1875), ("calibration_intercept", 0, 0),
+                            ("brier", 0.2, -0.01))]
+    (tmp_path / "results" / "metastasis" / "tables").mkdir(parents=True)
+    src = report._Sources(tmp_path)
+    assert report._internal_validation_lines(tmp_path, src, "results", "metastasis") == []
+    write_validation(pd.DataFrame(rows, columns=COLUMNS), tmp_path / "results/metastasis/tables/internal_validation.tsv",
+                     tmp_path / "results/metastasis/tables/internal_validation.md")
+    text = "\n".join(report._internal_validation_lines(tmp_path, src, "results", "metastasis"))
+    assert "10 resamples" in text
+    assert "| 0.900 | 0.031 | 0.869 | 1.000 | 0.812 |" in text  # nomogram: AUC apparent/optimism/corrected, slope
+    recorded = set(src.table()["text"])
+    assert set(report.numbers_in(text)) <= recorded

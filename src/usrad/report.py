@@ -110,10 +110,16 @@ def bundle_thresholds(bundles: Mapping[str, dict]) -> dict[str, float]:
 
 
 def best_classifier(bundles: Mapping[str, dict], candidates: Sequence[str] = CLASSIFIERS) -> str:
-    """The radiomics classifier with the highest cross-validated AUC (ties: the earlier in ``candidates``)."""
+    """The radiomics classifier shown beside the main models: the one fit_task chose (``radiomics_best_model`` in
+    bundle.json, by ``modelling.model_choice`` on nested CV AUCs; ``models/model_choice.tsv`` says why) when that
+    is a classifier; when the rad-score itself was chosen (or the bundles predate the choice), the classifier with
+    the highest nested CV AUC (ties: the earlier in ``candidates``)."""
     present = [m for m in candidates if m in bundles and bundles[m].get("cv_auc") is not None]
     if not present:
         raise UsradError("No classifier bundle with a CV AUC", [Problem(f"expected some of {list(candidates)}")])
+    chosen = next((meta["radiomics_best_model"] for meta in bundles.values() if meta.get("radiomics_best_model")), None)
+    if chosen in present:
+        return chosen
     return max(present, key=lambda m: (float(bundles[m]["cv_auc"]), -present.index(m)))
 
 
@@ -443,6 +449,8 @@ def evaluation_settings(cfg: Mapping, n_boot: int, seed: int, bundles: Mapping[s
         "calibration_curve": f"restricted cubic spline of logit(p), {plots.CURVE_KNOTS} knots",
         "calibration_curve_n_boot": plots.CURVE_N_BOOT,
         "cv_folds": ms["cv_folds"], "class_weight": ms["class_weight"], "threshold_from": ms["threshold_from"],
+        "model_choice": ms["model_choice"], "combined_classifiers": ",".join(ms["combined_classifiers"]),
+        "tuning_score": "log loss (out-of-fold); nested CV AUC reported",
         "threshold_basis": any_b.get("threshold_basis", ""),
         "clinical_p_threshold": ms["clinical_p_threshold"], "icc_form": rep.get("icc_form", ""),
         "icc_threshold": "" if rep.get("icc_threshold") is None else rep.get("icc_threshold"),
@@ -916,12 +924,17 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
              f"pipelines, refitted in each of the {folds} patient-grouped, stratified cross-validation folds "
              f"(leak-free by construction): ICC filter, near-zero variance, Mann–Whitney filter, redundancy filter "
              f"(Spearman), LASSO logistic regression ({lfolds}-fold inner CV, one-standard-error rule) whose linear predictor is "
-             f"the rad-score. Classifiers `{_settings_value(root / settings0, 'classifiers')}` were tuned by grid "
-             f"search on CV AUC (search spaces: `{_settings_value(root / settings0, 'search_spaces')}`). "
+             f"the rad-score. Classifiers `{_settings_value(root / settings0, 'classifiers')}` were fitted "
+             "unweighted (probabilities at the training prevalence) and their hyperparameters tuned by grid search on "
+             f"the cross-validated log loss (search spaces: `{_settings_value(root / settings0, 'search_spaces')}`); "
+             "every reported CV AUC is nested (the tuning and every model choice repeated inside each outer fold). "
              + ("No clinical model (radiomics only). " if radiomics_only else
-                "Clinical model: univariable then multivariable logistic regression; nomogram: rad-score plus the "
-                "independent clinical predictors; combined: rad-score plus clinical predictors with the classifier "
-                "of best CV AUC. ")
+                "Clinical model: univariable then multivariable logistic regression (Firth's penalised likelihood "
+                "under separation); nomogram: rad-score plus the independent clinical predictors; combined: rad-score "
+                "plus clinical predictors with a classifier type chosen among a few pre-specified ones "
+                f"(`{_settings_value(root / settings0, 'model_choice')}` rule: the simplest within one standard error "
+                "of the best nested CV AUC). Both second-stage models were trained on a cross-fitted (out-of-fold, "
+                "patient-grouped) rad-score of the training patients, never on the rad-score of their own rows. ")
              + "Classification thresholds (Youden) were fixed on training data "
              f"({_settings_value(root / settings0, 'threshold_basis')}).")
     L.append("")
@@ -987,6 +1000,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
         if "test" in splits_present and headline in set(pdf["model"]):
             L.append(_calibration_sentence(src, task, f"{R}/{task}/tables/calibration.tsv", headline, lvl))
         L.append("")
+        L += _internal_validation_lines(root, src, R, task)
     # ---------------- demo vs reference
     oracle_rows = []
     if ground_truth is not None:
@@ -1048,7 +1062,9 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
         chain = " → ".join(f"{s} {src.num(f'{task}_chk_{s}', steps, f'col=n_features_after;step={s}', 'd')}"
                            for s in st["step"])
         L.append(f"| Selection ({task}) | {chain} | `{steps}` |")
-    L.append(f"| Tuning | grid search, {folds}-fold patient-grouped stratified CV, AUC | `{settings0}` |")
+    L.append(f"| Tuning | grid search on the log loss, {folds}-fold patient-grouped stratified CV; nested CV AUCs; "
+             f"model choice by the `{_settings_value(root / settings0, 'model_choice')}` rule | `{settings0}`, "
+             "`models/model_choice.tsv` |")
     L.append(f"| Metrics with CIs | patient-level: AUC ({nb} patient bootstrap resamples), design-effect Wilson CIs "
              "at the threshold, clustered DeLong AUC differences with CIs | `tables/table3_performance.tsv`, "
              "`tables/delong.tsv` |")
@@ -1064,6 +1080,26 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     if out_html is not None:
         write_text(out_html, markdown_html(md))
     return md, sources
+
+
+def _internal_validation_lines(root: Path, src: _Sources, R: str, task: str) -> list[str]:
+    """Harrell's optimism-corrected bootstrap of the task (``modelling.internal_validation: bootstrap``): AUC and
+    calibration slope, apparent / optimism / corrected, per model; nothing when the table was not made."""
+    iv = f"{R}/{task}/tables/internal_validation.tsv"
+    if not (root / iv).exists():
+        return []
+    tab = read_table(root / iv, text=("model", "metric"))
+    n = src.num(f"{task}_iv_resamples", iv, f"col=n_resamples;model={tab['model'].iloc[0]};metric=auc", "d")
+    L = [f"Internal validation of the development set (Harrell's optimism-corrected bootstrap, {n} resamples, the "
+         "whole pipeline refitted on each):", "",
+         "| model | AUC apparent | optimism | corrected | calibration slope apparent | corrected |",
+         "|---|---|---|---|---|---|"]
+    for m in dict.fromkeys(tab["model"]):
+        cells = [src.num(f"{task}_iv_{m}_{metric}_{col}", iv, f"col={col};model={m};metric={metric}")
+                 for metric, cols in (("auc", ("apparent", "optimism", "corrected")),
+                                      ("calibration_slope", ("apparent", "corrected"))) for col in cols]
+        L.append(f"| {plots.model_label(m)} | " + " | ".join(cells) + " |")
+    return L + [""]
 
 
 def _delong_sentence(src: _Sources, task: str, dl: str, a: str, b: str, lvl: str) -> str:
