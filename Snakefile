@@ -22,11 +22,11 @@ include: "rules/predict.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
         predict_targets(),
         internal_validation_targets(),
-    default_target: True
 
 
 rule paper:

@@ -5,18 +5,18 @@ rule simulate:
     output:
         manifest=f"{RESULTS}/demo/manifest.tsv",
         ground_truth=f"{RESULTS}/demo/ground_truth.tsv",
-    params:
-        sim=simulate_params(),
     log:
         f"{RESULTS}/logs/simulate.log",
     benchmark:
         f"{RESULTS}/benchmarks/simulate.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        sim=simulate_params(),
     script:
         "../workflow/scripts/simulate.py"
 
@@ -31,14 +31,14 @@ rule compare_busbra:
             category="Cohort",
         ),
         pdf=f"{RESULTS}/demo/figures/simulated_vs_busbra.pdf",
-    params:
-        busbra=busbra_dir(),
     log:
         f"{RESULTS}/logs/compare_busbra.log",
     benchmark:
         f"{RESULTS}/benchmarks/compare_busbra.tsv"
     conda:
         ENV
+    params:
+        busbra=busbra_dir(),
     script:
         "../workflow/scripts/compare_busbra.py"
 
@@ -49,18 +49,18 @@ rule validate_cohort:
         params=radiomics_params(),
     output:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
-    params:
-        config=validation_config(),
     log:
         f"{RESULTS}/logs/validate_cohort.log",
     benchmark:
         f"{RESULTS}/benchmarks/validate_cohort.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        config=validation_config(),
     script:
         "../workflow/scripts/validate_cohort.py"
 
@@ -72,18 +72,18 @@ rule check_plan:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
     output:
         plan=f"{RESULTS}/cohort/plan.txt",
-    params:
-        config=plan_config(),
     log:
         f"{RESULTS}/logs/check_plan.log",
     benchmark:
         f"{RESULTS}/benchmarks/check_plan.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        config=plan_config(),
     script:
         "../workflow/scripts/check_plan.py"
 
@@ -91,14 +91,14 @@ rule check_plan:
 rule busbra_manifest:
     output:
         f"{RESULTS}/cohort/busbra_manifest.tsv",
-    params:
-        busbra=busbra_dir(),
-        settings=busbra_manifest_params(),
     log:
         f"{RESULTS}/logs/busbra_manifest.log",
     benchmark:
         f"{RESULTS}/benchmarks/busbra_manifest.tsv"
     conda:
         ENV
+    params:
+        busbra=busbra_dir(),
+        settings=busbra_manifest_params(),
     script:
         "../workflow/scripts/busbra_manifest.py"

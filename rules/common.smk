@@ -9,13 +9,24 @@ from pathlib import Path
 # the environment and re-read this file), whether or not it is pip-installed.
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+)
 
-from usrad.config import validate_config  # noqa: E402
+
+envvars:
+    "PYTHONPATH",  # set just above; asserted so that Snakemake passes it on to cluster jobs
+
+
+from usrad.config import canonical, validate_config  # noqa: E402
 from usrad.errors import UsradError  # noqa: E402
 
 try:
-    _validated = validate_config(dict(config), source="config (config/config.yaml + --config/--configfile)")
+    _validated = validate_config(
+        dict(config),
+        source="config (config/config.yaml + --config/--configfile)",
+        text_values=True,
+    )  # --config KEY="{...}" passes nested values as text
 except UsradError as err:
     raise WorkflowError(str(err)) from None
 config.clear()
@@ -25,6 +36,7 @@ RESULTS = config["results_dir"]
 ENV = "../envs/usrad.yaml"
 N_SHARDS = config["extraction"]["shards"]
 SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
+
 
 wildcard_constraints:
     task="|".join(re.escape(t["name"]) for t in config["tasks"]),
@@ -52,40 +64,113 @@ def radiomics_params():
 
 
 def simulate_params():
-    return {"n_patients": config["cohort"]["simulate"]["n_patients"], "seed": config["seed"]}
+    return {
+        "n_patients": config["cohort"]["simulate"]["n_patients"],
+        "seed": config["seed"],
+    }
 
 
 def busbra_dir():
     """BUS-BRA folder (config busbra_dir, else ../shared/data/busbra beside the repository), or None."""
-    path = Path(config["busbra_dir"] or Path(workflow.basedir).parent / "shared" / "data" / "busbra")
+    path = Path(
+        config["busbra_dir"]
+        or Path(workflow.basedir).parent / "shared" / "data" / "busbra"
+    )
     return str(path) if (path / "bus_data.csv").exists() else None
 
 
-def validated_config():
-    return dict(config)
+#: Modelling keys that choose which rules run (ablation, internal validation), not how a model is fitted or evaluated.
+WORKFLOW_SWITCHES = ("ablation", "internal_validation", "bootstrap_resamples")
+
+
+def fitting_modelling():
+    return {k: v for k, v in config["modelling"].items() if k not in WORKFLOW_SWITCHES}
+
+
+def fit_config(wildcards):
+    """Keys fit_task reads: seed, clinical, modelling (without the workflow switches) and its own task only, so
+    that adding a task or switching the ablation on does not refit the other tasks."""
+    task = [t for t in config["tasks"] if t["name"] == wildcards.task]
+    return canonical(
+        {
+            **config_part("seed", "clinical"),
+            "modelling": fitting_modelling(),
+            "tasks": task,
+        }
+    )
+
+
+def evaluation_config():
+    """Keys evaluate_task reads: seed, the clinical predictors, modelling (evaluation_settings, LASSO scoring), the
+    split's test size (evaluation_settings)."""
+    clinical = config["clinical"]
+    return canonical(
+        {
+            "seed": config["seed"],
+            "modelling": fitting_modelling(),
+            "clinical": {k: clinical[k] for k in ("predictors", "categorical")},
+            "split": {"test_size": config["split"]["test_size"]},
+        }
+    )
+
+
+def cohort_report_config():
+    """Keys cohort_report reads: the tasks (labels, subsets) and the clinical predictors of Table 1."""
+    clinical = config["clinical"]
+    return canonical(
+        {
+            "tasks": config["tasks"],
+            "clinical": {k: clinical[k] for k in ("predictors", "categorical")},
+        }
+    )
+
+
+def diagram_config():
+    """The config for the inner `snakemake --rulegraph paper` call: all but the keys of new-patient predictions
+    (not in the graph of target paper)."""
+    return canonical(
+        {
+            k: v
+            for k, v in config.items()
+            if k not in ("predict_manifest", "predict_models")
+        }
+    )
 
 
 def validation_config():
     """Keys validate_cohort reads: clinical, tasks, the PyRadiomics params (minimum ROI), CV sizes (patients per class)."""
-    return {**config_part("clinical", "tasks", "radiomics_params"),
+    return canonical(
+        {
+            **config_part("clinical", "tasks", "radiomics_params"),
             "modelling": {"cv_folds": config["modelling"]["cv_folds"]},
-            "split": {"test_size": config["split"]["test_size"]}}
+            "split": {"test_size": config["split"]["test_size"]},
+        }
+    )
 
 
 def plan_config():
     """Keys check_plan reads: what the split and the models would refuse later (usrad.models.check_plan): the split
-    and its seed, CV folds and classifiers (patients per class), the ICC filter's second segmentation."""
+    and its seed, CV folds and classifiers (patients per class), the ICC filter's second segmentation.
+    """
     m = config["modelling"]
-    return {**config_part("clinical", "tasks", "split", "seed"),
-            "modelling": {"cv_folds": m["cv_folds"], "classifiers": m["classifiers"],
-                          "combined_classifiers": m["combined_classifiers"],
-                          "reproducibility": {"copy_reader": m["reproducibility"]["copy_reader"]}},
-            "extraction": {"perturbed_masks": config["extraction"]["perturbed_masks"]}}
+    return canonical(
+        {
+            **config_part("clinical", "tasks", "split", "seed"),
+            "modelling": {
+                "cv_folds": m["cv_folds"],
+                "classifiers": m["classifiers"],
+                "combined_classifiers": m["combined_classifiers"],
+                "reproducibility": {"copy_reader": m["reproducibility"]["copy_reader"]},
+            },
+            "extraction": {"perturbed_masks": config["extraction"]["perturbed_masks"]},
+        }
+    )
 
 
 def config_part(*keys):
-    """Only the config keys a rule reads, as its params: changing another key does not rerun it."""
-    return {key: config[key] for key in keys}
+    """Only the config keys a rule reads, as its params, keys sorted (the order of a configfile does not matter);
+    changing another key does not rerun it."""
+    return canonical({key: config[key] for key in keys})
 
 
 def shard_index(wildcards):
@@ -95,11 +180,17 @@ def shard_index(wildcards):
 def perturbation_params():
     """Perturbed reader-1 masks for the ICC filter (extraction.perturbed_masks) and their seed."""
     ext = config["extraction"]
-    return {"n": ext["perturbed_masks"], "radius_px": ext["perturbation_radius_px"], "seed": config["seed"]}
+    return canonical(
+        {
+            "n": ext["perturbed_masks"],
+            "radius_px": ext["perturbation_radius_px"],
+            "seed": config["seed"],
+        }
+    )
 
 
 def busbra_manifest_params():
-    return dict(config["cohort"]["busbra"], seed=config["seed"])
+    return canonical(dict(config["cohort"]["busbra"], seed=config["seed"]))
 
 
 def feature_cache_dir():
@@ -132,8 +223,10 @@ def clinical_tables():
     """fit_task's univariable and multivariable odds-ratio tables (not written when radiomics only)."""
     if radiomics_only():
         return {}
-    return {"univariable": f"{RESULTS}/{{task}}/tables/univariable.tsv",
-            "multivariable": f"{RESULTS}/{{task}}/tables/multivariable.tsv"}
+    return {
+        "univariable": f"{RESULTS}/{{task}}/tables/univariable.tsv",
+        "multivariable": f"{RESULTS}/{{task}}/tables/multivariable.tsv",
+    }
 
 
 def task_dir(wildcards):
@@ -148,14 +241,14 @@ def n_boot():
 
 
 def task_figures():
-    """Figure stems of rule evaluate_task (usrad.report.task_figures: no nomogram when radiomics only)."""
+    """Figure stems evaluate_task writes (usrad.report.task_figures; no nomogram when radiomics only)."""
     from usrad.report import task_figures as figures
 
     return figures(config)
 
 
 def task_tables():
-    """Tables of rule evaluate_task (usrad.report.task_tables: no Table 2 when radiomics only)."""
+    """Tables evaluate_task writes (usrad.report.task_tables; no Table 2 when radiomics only)."""
     from usrad.report import task_tables as tables
 
     return tables(config)
@@ -165,50 +258,79 @@ def task_figure_pdfs():
     return [f"{RESULTS}/{{task}}/figures/{name}.pdf" for name in task_figures()]
 
 
-#: Figures and tables of rule evaluate_task shown in `snakemake --report`: name -> (caption, category).
+#: Figures and tables of evaluate_task shown in `snakemake --report`, name -> (caption, category).
 REPORT_ITEMS = {
-    "roc": ("roc", "Discrimination"), "forest": ("forest", "Discrimination"),
+    "roc": ("roc", "Discrimination"),
+    "forest": ("forest", "Discrimination"),
     "calibration": ("calibration", "Calibration and clinical utility"),
     "decision_curve": ("decision_curve", "Calibration and clinical utility"),
-    "radscore": ("radscore", "Radiomics signature"), "confusion": ("confusion", "Discrimination"),
-    "icc": ("icc", "Radiomics signature"), "lasso_cv": ("lasso", "Radiomics signature"),
-    "lasso_path": ("lasso", "Radiomics signature"), "nomogram": ("nomogram", "Models"), "shap": ("shap", "Models"),
+    "radscore": ("radscore", "Radiomics signature"),
+    "confusion": ("confusion", "Discrimination"),
+    "icc": ("icc", "Radiomics signature"),
+    "lasso_cv": ("lasso", "Radiomics signature"),
+    "lasso_path": ("lasso", "Radiomics signature"),
+    "nomogram": ("nomogram", "Models"),
+    "shap": ("shap", "Models"),
 }
-REPORT_TABLES = {"table2_odds_ratios": ("table2", "table2"), "table3_performance_formatted": ("table3", "table3"),
-                 "delong_formatted": ("delong", "delong"), "calibration": ("calibration_table", "calibration_table")}
+REPORT_TABLES = {
+    "table2_odds_ratios": ("table2", "table2"),
+    "table3_performance_formatted": ("table3", "table3"),
+    "delong_formatted": ("delong", "delong"),
+    "calibration": ("calibration_table", "calibration_table"),
+}
 
 
 def evaluation_outputs():
     """Rule evaluate_task's named outputs: each figure (PNG, in the report with its caption), the PDFs, the
-    tables shown in the report and the other tables; the set follows the config (usrad.report.task_figures)."""
+    tables shown in the report and the other tables; the set follows the config (usrad.report.task_figures).
+    """
     out = {}
     for name in task_figures():
         caption, category = REPORT_ITEMS[name]
-        out[name] = report(f"{RESULTS}/{{task}}/figures/{name}.png", caption=f"../report/{caption}.rst",
-                           category=category, subcategory="{task}")
+        out[name] = report(
+            f"{RESULTS}/{{task}}/figures/{name}.png",
+            caption=f"../report/{caption}.rst",
+            category=category,
+            subcategory="{task}",
+        )
     out["pdfs"] = task_figure_pdfs()
     tables = task_tables()
     for name, (key, caption) in REPORT_TABLES.items():
         if name in tables:
-            out[key] = report(f"{RESULTS}/{{task}}/tables/{name}.tsv", caption=f"../report/{caption}.rst",
-                              category="Tables", subcategory="{task}")
+            out[key] = report(
+                f"{RESULTS}/{{task}}/tables/{name}.tsv",
+                caption=f"../report/{caption}.rst",
+                category="Tables",
+                subcategory="{task}",
+            )
     out["tables"] = task_other_tables()
     return out
 
 
 def task_other_tables():
     """The evaluation's tables not listed one by one in rule evaluate_task's report() outputs."""
-    return [f"{RESULTS}/{{task}}/tables/{name}.tsv" for name in task_tables() if name not in REPORT_TABLES]
+    return [
+        f"{RESULTS}/{{task}}/tables/{name}.tsv"
+        for name in task_tables()
+        if name not in REPORT_TABLES
+    ]
 
 
 def evaluation_targets():
     """Every task's evaluation outputs (figures PNG + PDF, tables)."""
     out = []
     for task in task_names():
-        out += [f"{RESULTS}/{task}/figures/{n}.{ext}" for n in task_figures() for ext in ("png", "pdf")]
+        out += [
+            f"{RESULTS}/{task}/figures/{n}.{ext}"
+            for n in task_figures()
+            for ext in ("png", "pdf")
+        ]
         out += [f"{RESULTS}/{task}/tables/{n}.tsv" for n in task_tables()]
         if config["modelling"]["ablation"]:
-            out += [f"{RESULTS}/{task}/tables/ablation.tsv", f"{RESULTS}/{task}/figures/ablation.png"]
+            out += [
+                f"{RESULTS}/{task}/tables/ablation.tsv",
+                f"{RESULTS}/{task}/figures/ablation.png",
+            ]
     return out
 
 
@@ -243,3 +365,92 @@ def all_targets():
         targets.append(f"{RESULTS}/demo/figures/simulated_vs_busbra.png")
     targets += paper_targets()
     return targets
+
+
+# ---- internal validation (rules/validation.smk)
+def internal_validation_targets():
+    """results/{task}/tables/internal_validation.tsv + .md for every task with `bootstrap`; none with `split`."""
+    if config["modelling"]["internal_validation"] != "bootstrap":
+        return []
+    return [
+        f"{RESULTS}/{task}/tables/internal_validation.{ext}"
+        for task in task_names()
+        for ext in ("tsv", "md")
+    ]
+
+
+def internal_validation_config():
+    """The keys internal_validation reads, everything fit_task reads plus the number of resamples."""
+    return config_part("seed", "clinical", "modelling", "tasks")
+
+
+def combined_bundle():
+    """The combined model's bundle.json (its chosen classifier type), or nothing when radiomics only."""
+    return [] if radiomics_only() else [f"{RESULTS}/{{task}}/models"]
+
+
+# ---- model cards and predictions (rules/predict.smk)
+def card_models():
+    """Every bundle fit_task writes for a task (the folder names under results/{task}/models; common.smk)."""
+    return model_names()
+
+
+def card_files():
+    return [
+        f"{RESULTS}/{{task}}/card/{m}.{ext}"
+        for m in card_models()
+        for ext in ("md", "json")
+    ]
+
+
+def nomogram_files():
+    """The printable nomogram and its HTML page (none when radiomics only: there is no nomogram model)."""
+    if "nomogram" not in card_models():
+        return {}
+    return {
+        f"nomogram_{ext}": f"{RESULTS}/{{task}}/card/nomogram.{ext}"
+        for ext in ("png", "pdf", "html")
+    }
+
+
+def task_description(wildcards):
+    return next(
+        (
+            t.get("description") or ""
+            for t in config["tasks"]
+            if t["name"] == wildcards.task
+        ),
+        "",
+    )
+
+
+def predict_manifest_input(wildcards):
+    """The new patients' manifest (config predict_manifest); asked for only when a prediction is requested."""
+    if not config["predict_manifest"]:
+        raise WorkflowError(
+            "set the new patients' manifest: --config predict_manifest=path/to/manifest.csv"
+        )
+    return config["predict_manifest"]
+
+
+def predict_model_dir(wildcards):
+    return f"{RESULTS}/{wildcards.task}/models/{wildcards.model}"
+
+
+def predict_targets():
+    """Model cards and nomograms of every task; the new patients' predictions when predict_manifest is set."""
+    out = []
+    for task in task_names():
+        out += expand(card_files(), task=task)
+        out += expand(list(nomogram_files().values()), task=task)
+        if config["predict_manifest"]:
+            out += [
+                f"{RESULTS}/predict/{task}/{m}/predictions.tsv"
+                for m in config["predict_models"]
+            ]
+    return out
+
+
+def results_prefix(wildcards, output):
+    """The results folder (config results_dir), from the summary's own output path results_dir/report/summary.md."""
+    return str(Path(output.md).parent.parent)

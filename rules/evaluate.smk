@@ -7,30 +7,30 @@
 
 rule evaluate_task:
     input:
+        **clinical_tables(),
         predictions=f"{RESULTS}/{{task}}/predictions.tsv",
         models=f"{RESULTS}/{{task}}/models",
         selection=f"{RESULTS}/{{task}}/selection",
-        **clinical_tables(),
         features=f"{RESULTS}/features/features.parquet",
         cohort=f"{RESULTS}/cohort/cohort.tsv",
     output:
         # figures and tables (each figure in `snakemake --report` with its caption); no nomogram and no
         # Table 2 when the config is radiomics only (common.smk: evaluation_outputs)
         **evaluation_outputs(),
-    params:
-        config=validated_config(),
-        task_dir=task_dir,
-        n_boot=n_boot(),
     log:
         f"{RESULTS}/logs/{{task}}/evaluate_task.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{task}}/evaluate_task.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=3000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        config=evaluation_config(),
+        task_dir=task_dir,
+        n_boot=n_boot(),
     script:
         "../workflow/scripts/evaluate_task.py"
 
@@ -41,23 +41,31 @@ rule ablation:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         split=f"{RESULTS}/split/split.tsv",
     output:
-        table=report(f"{RESULTS}/{{task}}/tables/ablation.tsv", caption="../report/ablation.rst",
-                     category="Radiomics signature", subcategory="{task}"),
-        png=report(f"{RESULTS}/{{task}}/figures/ablation.png", caption="../report/ablation.rst",
-                   category="Radiomics signature", subcategory="{task}"),
+        table=report(
+            f"{RESULTS}/{{task}}/tables/ablation.tsv",
+            caption="../report/ablation.rst",
+            category="Radiomics signature",
+            subcategory="{task}",
+        ),
+        png=report(
+            f"{RESULTS}/{{task}}/figures/ablation.png",
+            caption="../report/ablation.rst",
+            category="Radiomics signature",
+            subcategory="{task}",
+        ),
         pdf=f"{RESULTS}/{{task}}/figures/ablation.pdf",
-    params:
-        config=config_part("seed", "clinical", "modelling", "tasks"),
-        n_boot=n_boot(),
     log:
         f"{RESULTS}/logs/{{task}}/ablation.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{task}}/ablation.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        config=config_part("seed", "clinical", "modelling", "tasks"),
+        n_boot=n_boot(),
     script:
         "../workflow/scripts/ablation.py"

@@ -9,23 +9,23 @@ rule extract_shard:
         params=radiomics_params(),
     output:
         f"{RESULTS}/features/shards/{{shard}}.parquet",
+    log:
+        f"{RESULTS}/logs/extract/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract/{{shard}}.tsv"
+    group:
+        "extract"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
     params:
         shard=shard_index,
         n_shards=N_SHARDS,
         cache_dir=feature_cache_dir(),
         perturbation=perturbation_params(),
-    log:
-        f"{RESULTS}/logs/extract/{{shard}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/extract/{{shard}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=60,
-    group:
-        "extract"
-    conda:
-        ENV
     script:
         "../workflow/scripts/extract_shard.py"
 

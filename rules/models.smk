@@ -9,14 +9,14 @@ rule split:
         plan=f"{RESULTS}/cohort/plan.txt",
     output:
         split=f"{RESULTS}/split/split.tsv",
-    params:
-        config=config_part("clinical", "tasks", "split", "seed"),
     log:
         f"{RESULTS}/logs/split.log",
     benchmark:
         f"{RESULTS}/benchmarks/split.tsv"
     conda:
         ENV
+    params:
+        config=config_part("clinical", "tasks", "split", "seed"),
     script:
         "../workflow/scripts/split.py"
 
@@ -27,21 +27,21 @@ rule fit_task:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         split=f"{RESULTS}/split/split.tsv",
     output:
+        **clinical_tables(),  # Table 2's odds ratios; none when radiomics only
         predictions=f"{RESULTS}/{{task}}/predictions.tsv",
         models=directory(f"{RESULTS}/{{task}}/models"),
         selection=directory(f"{RESULTS}/{{task}}/selection"),
-        **clinical_tables(),  # Table 2's odds ratios; none when radiomics only
-    params:
-        config=validated_config(),
     log:
         f"{RESULTS}/logs/{{task}}/fit_task.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{task}}/fit_task.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        ENV
+    params:
+        config=fit_config,
     script:
         "../workflow/scripts/fit_task.py"

@@ -7,22 +7,30 @@ rule cohort_report:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         split=f"{RESULTS}/split/split.tsv",
     output:
-        table1=report(f"{RESULTS}/report/table1.tsv", caption="../report/table1.rst", category="Cohort"),
+        table1=report(
+            f"{RESULTS}/report/table1.tsv",
+            caption="../report/table1.rst",
+            category="Cohort",
+        ),
         counts=f"{RESULTS}/report/cohort_counts.tsv",
-        flow=report(f"{RESULTS}/report/figures/flow.png", caption="../report/flow.rst", category="Cohort"),
+        flow=report(
+            f"{RESULTS}/report/figures/flow.png",
+            caption="../report/flow.rst",
+            category="Cohort",
+        ),
         flow_pdf=f"{RESULTS}/report/figures/flow.pdf",
-    params:
-        config=validated_config(),
     log:
         f"{RESULTS}/logs/cohort_report.log",
     benchmark:
         f"{RESULTS}/benchmarks/cohort_report.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        config=cohort_report_config(),
     script:
         "../workflow/scripts/cohort_report.py"
 
@@ -30,23 +38,26 @@ rule cohort_report:
 rule workflow_diagram:
     output:
         dot=f"{RESULTS}/report/rulegraph.dot",
-        png=report(f"{RESULTS}/report/figures/workflow.png", caption="../report/workflow_diagram.rst",
-                   category="Workflow diagram"),
+        png=report(
+            f"{RESULTS}/report/figures/workflow.png",
+            caption="../report/workflow_diagram.rst",
+            category="Workflow diagram",
+        ),
         pdf=f"{RESULTS}/report/figures/workflow.pdf",
-    params:
-        snakefile=main_snakefile(),
-        config=validated_config(),
-        targets=["paper"],
     log:
         f"{RESULTS}/logs/workflow_diagram.log",
     benchmark:
         f"{RESULTS}/benchmarks/workflow_diagram.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        snakefile=main_snakefile(),
+        config=diagram_config(),
+        targets=["paper"],
     script:
         "../workflow/scripts/workflow_diagram.py"
 
@@ -60,24 +71,28 @@ rule summary:
         ground_truth=ground_truth_input(),
     output:
         md=f"{RESULTS}/report/summary.md",
-        html=report(f"{RESULTS}/report/summary.html", caption="../report/summary.rst", category="Summary"),
+        html=report(
+            f"{RESULTS}/report/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
         sources=f"{RESULTS}/report/summary_sources.tsv",
         reference=f"{RESULTS}/report/reference_study.tsv",
         oracle=f"{RESULTS}/report/oracle_auc.tsv",
-    params:
-        tasks=task_names(),
-        demo=is_demo(),
-        results_dir=RESULTS,
-        radiomics_only=radiomics_only(),
     log:
         f"{RESULTS}/logs/summary.log",
     benchmark:
         f"{RESULTS}/benchmarks/summary.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        tasks=task_names(),
+        demo=is_demo(),
+        results_dir=results_prefix,
+        radiomics_only=radiomics_only(),
     script:
         "../workflow/scripts/summary.py"

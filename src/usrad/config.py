@@ -56,11 +56,17 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "(top level)"
 
 
-def validate_config(config: dict | None, schema: dict | None = None, source: str = "config") -> dict:
-    """Validate ``config``; return a copy with defaults filled. Raises UsradError listing every problem."""
+def validate_config(config: dict | None, schema: dict | None = None, source: str = "config",
+                    text_values: bool = False) -> dict:
+    """Validate ``config``; return a copy with defaults filled. Raises UsradError listing every problem.
+
+    ``text_values``: read a text value as YAML where the schema wants a number, true/false or null there
+    (:func:`coerce_text_values`; Snakemake's ``--config KEY="{...}"`` passes every nested value as text)."""
     schema = schema if schema is not None else load_schema()
     try:
         cfg = copy.deepcopy(config) if config is not None else {}
+        if text_values:
+            cfg = coerce_text_values(cfg, schema)
     except RecursionError:
         raise UsradError(f"Invalid configuration in {source}", [Problem("the config is nested too deeply", file=source)]) from None
     if not isinstance(cfg, dict):
@@ -83,6 +89,47 @@ def validate_config(config: dict | None, schema: dict | None = None, source: str
     if problems:
         raise UsradError(f"Invalid configuration in {source}", problems)
     return cfg
+
+
+_TEXT_TYPES = {"integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
+               "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+               "boolean": lambda x: isinstance(x, bool), "null": lambda x: x is None}
+
+
+def coerce_text_values(value: Any, schema: dict) -> Any:
+    """``value`` with every text that stands where ``schema`` wants an integer, number, boolean or null (and no
+    text) read as YAML (``yaml.safe_load``: data only, nothing is executed) when that gives such a value. Snakemake
+    reads ``--config cohort='{simulate: {n_patients: 160}}'`` with YAML's BaseLoader, which keeps 160 as the text
+    '160'. Text the schema allows stays text (``cohort.manifest: null`` in braces is the text 'null'); a text
+    that does not parse to an allowed type is left for the schema check to report."""
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(value, dict):
+        props, extra = schema.get("properties") or {}, schema.get("additionalProperties")
+        return {k: coerce_text_values(v, props.get(k, extra)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_text_values(v, schema.get("items")) for v in value]
+    if not isinstance(value, str):
+        return value
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if not types or "string" in types or not set(types) & set(_TEXT_TYPES):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if any(_TEXT_TYPES[t](parsed) for t in types if t in _TEXT_TYPES) else value
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted (recursively; tuples become lists): the form in which a rule gets
+    its part of the config, so that the key order of a configfile never changes a rule's params (Snakemake
+    compares their ``repr``)."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
 
 
 def _expression_problems(cfg: dict, source: str) -> list[Problem]:
