@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from usrad.cohort import (load_cohort, read_cohort_table, task_labels, validate_command, validate_manifest,
-                          value_rules, write_cohort_table, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+                          value_rules, write_cohort_table, MANIFEST_SCHEMA_PATH, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
 from usrad.config import validate_config
 from usrad.errors import UsradError
 
@@ -347,7 +347,7 @@ def test_rule_script_writes_table_or_exits_1_without_output(manifest, tmp_path, 
 
 
 def test_manifest_schema_documents_exactly_the_known_columns():
-    schema = yaml.safe_load((REPO / "config" / "manifest.schema.yaml").read_text())
+    schema = yaml.safe_load(MANIFEST_SCHEMA_PATH.read_text())
     assert set(schema["properties"]) == set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(value_rules())
     assert {"age", "ki67", "n_positive_nodes"} <= set(value_rules())
     assert set(schema["required"]) == set(REQUIRED_COLUMNS)

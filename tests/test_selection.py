@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from usrad.selection import (ICCFilter, LassoSelector, MRMR, NearZeroVariance, RadScore, RedundancyFilter,
+from usrad.selection import (ColumnPicker, ICCFilter, LassoSelector, MRMR, NearZeroVariance, RadScore, RedundancyFilter,
                              UnivariateFilter, _mann_whitney, _path_scores, _spearman_matrix, icc_per_feature,
                              perturb_mask, signature_pipeline)
 
@@ -224,3 +225,70 @@ def test_one_se_rule_uses_the_fold_overlap_corrected_standard_error():
     np.testing.assert_allclose(a.cv_se_, sd * np.sqrt(1 / 5 + a.cv_test_fraction_), rtol=1e-12)
     assert 0.2 < a.cv_test_fraction_ < 0.3  # n_test / n_train of 5 folds: ~1/4
     assert a.C_ <= b.C_  # a larger SE: at least as much penalty
+
+
+# ----------------------------------------------------------------------------------------- scikit-learn API
+_BINARY = ("the LASSO is a binary logistic regression (y must be 0/1, refused with a message naming the values); "
+           "these checks fit on a 3- or 4-class y")
+_LASSO_XFAIL = {name: _BINARY for name in (
+    "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+    "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+    "check_fit2d_1feature", "check_dict_unchanged", "check_fit2d_predict1d")}
+_XFAIL = {
+    "LassoSelector": {**_LASSO_XFAIL, "check_transformer_n_iter": (
+        "max_iter is liblinear's limit per fit and one fit runs liblinear n_C times per inner fold, so there is no "
+        "one n_iter_; a new fitted attribute would also change the bytes of every model bundle")},
+    "RadScore": {**_LASSO_XFAIL, "check_transformer_preserve_dtypes": (
+        "the output is always a one-column DataFrame 'rad_score' (float64), whatever the input")},
+}
+API_ESTIMATORS = [ColumnPicker(), ICCFilter(threshold=None), ICCFilter(keep_uncopied=True), NearZeroVariance(),
+                  UnivariateFilter(), RedundancyFilter(), MRMR(n_features=2), LassoSelector(cv=3, n_C=5),
+                  RadScore(LassoSelector(cv=3, n_C=5))]
+
+
+@parametrize_with_checks(API_ESTIMATORS, expected_failed_checks=lambda est: _XFAIL.get(type(est).__name__, {}))
+def test_selection_steps_pass_the_scikit_learn_estimator_checks(estimator, check):
+    """Every check of ``check_estimator`` on arrays; the six filters pass all, LassoSelector and RadScore all but the
+    ones listed in ``_XFAIL`` (with the reason). ICCFilter is checked without copy columns (arrays have no names)."""
+    check(estimator)
+
+
+def test_selectors_give_support_and_inverse_transform_and_keep_frames_and_names():
+    X, y, rng = _data()
+    XX = _with_copies(X, rng)
+    icc = ICCFilter().fit(XX, y)
+    assert list(np.asarray(XX.columns)[icc.get_support()]) == list(icc.get_feature_names_out()) == \
+        ["sig_a", "noise_1", "noise_2", "noise_3"]
+    assert list(icc.get_support(indices=True)) == [0, 2, 3, 4]
+    out = icc.transform(XX)
+    assert isinstance(out, pd.DataFrame) and out.index.equals(XX.index)
+    back = icc.inverse_transform(out)
+    assert back.shape == XX.shape and (back[:, 1] == 0).all() and (back[:, 5:] == 0).all()
+    np.testing.assert_array_equal(back[:, 0], XX["sig_a"])
+    lasso = LassoSelector(cv=5, random_state=0).fit(X, y)
+    assert list(np.asarray(X.columns)[lasso.get_support()]) == list(lasso.get_feature_names_out())
+    picker = ColumnPicker(["noise_2", "sig_a"]).fit(X)  # picks by name from a frame with other columns
+    assert list(picker.transform(X.assign(extra=1.0)).columns) == ["noise_2", "sig_a"]
+    arr = UnivariateFilter().fit(X.to_numpy(), y)  # an array: positional, names x0, x1, ...
+    assert not hasattr(arr, "feature_names_in_")
+    assert list(arr.get_feature_names_out()) == [f"x{i}" for i in np.flatnonzero(arr.get_support())]
+    np.testing.assert_array_equal(arr.transform(X.to_numpy()), X.to_numpy()[:, arr.get_support()])
+
+
+@pytest.mark.parametrize("step,bad", [
+    (ICCFilter(form="ICC4"), "form"), (NearZeroVariance(unique_cut=2.0), "unique_cut"),
+    (UnivariateFilter(p_threshold=-0.1), "p_threshold"), (RedundancyFilter(threshold="high"), "threshold"),
+    (MRMR(n_features=0), "n_features"), (LassoSelector(scoring="accuracy"), "scoring"),
+    (LassoSelector(cv=1), "cv"), (RadScore(selector="lasso"), "selector")])
+def test_a_bad_parameter_is_refused_at_fit_naming_it(step, bad):
+    X, y, _ = _data(n=60)
+    with pytest.raises(ValueError, match=f"'{bad}' parameter of {type(step).__name__}"):
+        step.fit(X, y)
+
+
+def test_lasso_refuses_a_non_binary_outcome_naming_the_values():
+    X, y, _ = _data(n=60)
+    with pytest.raises(ValueError, match=r"y must be binary 0/1.*2"):
+        LassoSelector(cv=3).fit(X, np.where(y == 1, 2, 0))

@@ -1,4 +1,4 @@
-"""Command-line entry point: `usrad simulate | validate | extract | predict | busbra-manifest`.
+"""Command-line entry point: `usrad simulate | validate | extract | predict | busbra-manifest` (and `--version`).
 
 A user's mistake ends in one message on stderr and exit status 2, never a traceback: a bad option value
 (argparse), a :class:`~usrad.errors.UsradError`, or an ``OSError`` on a path the user gave. The paths a
@@ -15,10 +15,15 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import __version__
+from .config import validate_config
 from .errors import Problem, UsradError
 
 #: Options whose values are paths (argparse dest names), checked and named in messages.
 PATH_OPTIONS = ("manifest", "out", "config", "params", "cache_dir", "model", "features", "busbra_dir")
+DEFAULT_CONFIG = Path("config") / "config.yaml"
+CONFIG_HELP = (f"workflow config YAML (default: {DEFAULT_CONFIG} if the current folder has one, else the schema's "
+               "defaults)")
 
 
 # --------------------------------------------------------------------------------------------- path checks
@@ -115,6 +120,14 @@ def _refuse(command: str, problems: list[Problem]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- commands
+def _config_path(args) -> str | None:
+    """The config file a command reads: ``--config``, else ``config/config.yaml`` of the current folder (a workflow
+    checkout), else None (the schema's defaults)."""
+    if args.config is not None:
+        return args.config
+    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
+
+
 def _cmd_simulate(args) -> int:
     from .simulate import simulate_cohort
 
@@ -129,8 +142,9 @@ def _cmd_validate(args) -> int:
 
     # validate reports a missing manifest or config itself, with the config's problems; only a device or pipe,
     # which would block reading, is refused here
-    _refuse("validate", special_file(args.manifest, "MANIFEST") + special_file(args.config, "--config"))
-    return validate_command(args.manifest, args.config)
+    config = _config_path(args)
+    _refuse("validate", special_file(args.manifest, "MANIFEST") + (special_file(config, "--config") if config else []))
+    return validate_command(args.manifest, config)
 
 
 def _cmd_extract(args) -> int:
@@ -139,14 +153,15 @@ def _cmd_extract(args) -> int:
     from .extract import CacheWarning, extract_cohort, feature_table_metadata
     from .features import write_feature_table
 
-    problems = input_file(args.manifest, "MANIFEST") + input_file(args.config, "--config")
+    config = _config_path(args)
+    problems = input_file(args.manifest, "MANIFEST") + (input_file(config, "--config") if config else [])
     if args.params:
         problems += input_file(args.params, "--params")
     if args.cache_dir:
         problems += output_folder(args.cache_dir, "--cache-dir")
-    problems += output_file(args.out, "--out", inputs=(args.manifest, args.config, args.params))
+    problems += output_file(args.out, "--out", inputs=(args.manifest, config, args.params))
     _refuse("extract", problems)
-    cfg = load_config(args.config)
+    cfg = load_config(config) if config else validate_config({}, source="(defaults)")
     params = Path(args.params) if args.params else _params_file(cfg["radiomics_params"])
     _refuse("extract", input_file(params, "--params (or config key radiomics_params)"))
     # extraction reads images and masks only: no clinical or outcome column is required or checked; the ROI
@@ -245,27 +260,30 @@ def _positive_number(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    defaults = validate_config({}, source="(defaults)")  # the schema is the one source of every default
     parser = argparse.ArgumentParser(prog="usrad", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write the simulated demo cohort (images, reader masks, manifest, ground truth)")
-    p.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
-    p.add_argument("--n-patients", type=_whole(1), default=671)
-    p.add_argument("--seed", type=_whole(0), default=20240611)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default="results/demo", help="output folder (default: %(default)s)")
+    p.add_argument("--n-patients", type=_whole(1), default=defaults["cohort"]["simulate"]["n_patients"],
+                   help="number of patients (default: %(default)s, config key cohort.simulate.n_patients)")
+    p.add_argument("--seed", type=_whole(0), default=defaults["seed"], help="random seed (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("validate", help="check a cohort manifest (and config) without running anything")
-    p.add_argument("manifest")
-    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("manifest", help="cohort manifest (.csv or .tsv, one row per image; docs/manifest.md)")
+    p.add_argument("--config", default=None, help=CONFIG_HELP)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("extract", help="extract PyRadiomics features of a manifest into a feature table")
-    p.add_argument("manifest")
-    p.add_argument("--out", required=True, help="feature table (.parquet)")
-    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("manifest", help="cohort manifest (.csv or .tsv; no clinical or outcome column needed)")
+    p.add_argument("--out", required=True, help="feature table to write (.parquet)")
+    p.add_argument("--config", default=None, help=CONFIG_HELP)
     p.add_argument("--params", default=None, help="PyRadiomics params YAML (default: the config's radiomics_params)")
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache-dir", default=None, help="feature cache folder, reused between runs (default: none)")
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("busbra-manifest", help="write a manifest of the BUS-BRA dataset (task malignancy)")
@@ -273,9 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="manifest to write (.tsv)")
     p.add_argument("--n-images", type=_whole(1), default=None, help="reproducible subset of whole patients "
                                                                    "(default: all)")
-    p.add_argument("--seed", type=_whole(0), default=20240611)
+    p.add_argument("--seed", type=_whole(0), default=defaults["seed"], help="seed of the subset (default: %(default)s)")
     p.add_argument("--pixel-spacing-mm", type=_positive_number, default=0.1,
-                   help="assumed pixel size (PNGs carry none)")
+                   help="assumed pixel size in mm (PNGs carry none; default: %(default)s)")
     p.set_defaults(func=_cmd_busbra)
 
     p = sub.add_parser("predict", help="score new patients with a trained model bundle (probability, rad-score, "
@@ -288,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature table written by usrad extract with the bundle's PyRadiomics parameters; rows are "
                         "matched to the new images by content (SHA-256), never by id; default: extract the images")
     p.add_argument("--cache-dir", default=None, help="feature cache (e.g. results/features/cache)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_predict)
     return parser
 

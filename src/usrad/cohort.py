@@ -1,7 +1,7 @@
 """Manifest intake and validation; the normalised cohort table.
 
 A manifest is a CSV or TSV with one row per image (format: ``docs/manifest.md``, row schema:
-``config/manifest.schema.yaml``). :func:`validate_manifest` reads it and collects *every* problem at
+``usrad/schemas/manifest.schema.yaml``). :func:`validate_manifest` reads it and collects *every* problem at
 once (each naming row, patient, column and file); :func:`load_cohort` raises them as one
 :class:`~usrad.errors.UsradError`. The result is the normalised cohort table of ``docs/architecture.md``:
 one row per image, ids as strings, absolute paths, ``pixel_spacing_mm`` float (NaN when the file carries
@@ -26,6 +26,7 @@ import sys
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ LEADING_COLUMNS = ("patient_id", "image_id", "image", "mask", "mask_reader2", "p
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "missing", "?", "-"})
 MIN_PATIENTS_PER_CLASS = 10
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MANIFEST_SCHEMA_PATH = REPO_ROOT / "config" / "manifest.schema.yaml"  # also holds the allowed values of known columns
+MANIFEST_SCHEMA_PATH = Path(str(resources.files(__package__).joinpath("schemas", "manifest.schema.yaml")))  # + allowed values
 ID_DTYPES = {"patient_id": str, "image_id": str}
 _MAX_WORKERS = 4
 
@@ -136,7 +137,7 @@ def _not_a_number(cell: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def value_rules() -> dict[str, dict]:
-    """{column: rule} of the columns whose values have an allowed range or set (``config/manifest.schema.yaml``)."""
+    """{column: rule} of the columns whose values have an allowed range or set (``usrad/schemas/manifest.schema.yaml``)."""
     with open(MANIFEST_SCHEMA_PATH, encoding="utf-8") as fh:
         props = yaml.safe_load(fh)["properties"]
     keys = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum")
@@ -586,7 +587,7 @@ def _outcome_problems(df: pd.DataFrame, cfg: dict, mfile: str) -> list[Problem]:
 @functools.lru_cache(maxsize=1)
 def image_level_columns() -> tuple[str, ...]:
     """Clinical columns that describe the lesion on one image and may differ between a patient's images
-    (``x-image-level`` of ``config/manifest.schema.yaml``); every other clinical predictor is patient-level."""
+    (``x-image-level`` of ``usrad/schemas/manifest.schema.yaml``); every other clinical predictor is patient-level."""
     with open(MANIFEST_SCHEMA_PATH, encoding="utf-8") as fh:
         return tuple(yaml.safe_load(fh).get("x-image-level") or ())
 

@@ -1,9 +1,10 @@
-"""Configuration: load, validate against config/schema.yaml and fill in the schema's defaults."""
+"""Configuration: load, validate against the packaged schema ``usrad/schemas/config.schema.yaml``, fill in defaults."""
 from __future__ import annotations
 
 import copy
 import functools
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from .errors import Problem, UsradError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parents[1]
-SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+SCHEMA_PATH = Path(str(resources.files(__package__).joinpath("schemas", "config.schema.yaml")))  # package data
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:

@@ -31,18 +31,21 @@ Pipeline of the filters above, so fitted steps serialise with skops (see :mod:`u
 from __future__ import annotations
 
 from functools import partial
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage, special, stats
 from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.feature_selection import SelectorMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import l1_min_c
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions  # scikit-learn's own validators
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 ICC_FORMS = ("ICC1", "ICC2", "ICC3")
 ICC_FORM_NAMES = {
@@ -53,12 +56,6 @@ ICC_FORM_NAMES = {
 
 
 # --------------------------------------------------------------------------- helpers
-def _require_frame(X, who: str) -> pd.DataFrame:
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"{who} needs a pandas DataFrame with feature names as columns, got {type(X).__name__}")
-    return X
-
-
 def _groups_from_index(X: pd.DataFrame) -> np.ndarray | None:
     """CV group per row from X's index: level ``split_group`` if present, else ``patient_id``, else None."""
     names = list(X.index.names)
@@ -141,42 +138,101 @@ def _spearman_matrix(X: np.ndarray) -> np.ndarray:
     return np.nan_to_num(rho, nan=0.0)
 
 
-class _NamesMixin:
-    """get_feature_names_out from a boolean/int support over feature_names_in_."""
+class _Selector(SelectorMixin, BaseEstimator):
+    """Base of the column selectors: scikit-learn's :class:`~sklearn.feature_selection.SelectorMixin` over the
+    fitted boolean ``support_`` (``get_support``, ``inverse_transform``, ``get_feature_names_out``), pandas in,
+    pandas out.
 
-    def get_feature_names_out(self, input_features=None):
+    A DataFrame is taken as it is by ``fit`` (its column names are the feature names; NaN is left to the step) and
+    ``transform`` picks the selected columns *by name*, returning a DataFrame with X's index (other columns of X
+    are ignored, a missing one is an error naming it; an empty selection is an (n, 0) frame). An array is checked
+    by :func:`~sklearn.utils.validation.validate_data` (finite unless the step allows NaN) and fitted as a frame
+    with columns ``x0, x1, …``; then, as for any scikit-learn estimator fitted on an array, ``feature_names_in_``
+    is not set and ``transform`` is scikit-learn's positional one.
+    """
+
+    _supervised = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = self._supervised
+        return tags
+
+    def _get_support_mask(self):
         check_is_fitted(self, "support_")
-        return np.asarray(self.feature_names_in_)[self.support_].astype(object)
+        return np.asarray(self.support_, dtype=bool)
+
+    def _fit_input(self, X, y=None):
+        """(X as a DataFrame, y) for ``fit``; also validates the parameters (``_parameter_constraints``)."""
+        self._validate_params()
+        if isinstance(X, pd.DataFrame):
+            if self._supervised and y is None:
+                raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+            return X, y
+        finite = "allow-nan" if self.__sklearn_tags__().input_tags.allow_nan else True
+        if y is None and not self._supervised:
+            A = validate_data(self, X, reset=True, ensure_all_finite=finite, ensure_min_samples=2)
+        else:
+            A, y = validate_data(self, X, y, reset=True, ensure_all_finite=finite, ensure_min_samples=2)
+        return pd.DataFrame(A, columns=[f"x{i}" for i in range(A.shape[1])]), y
+
+    def _record_input(self, X, names) -> None:
+        """``n_features_in_``, and ``feature_names_in_`` when fitted on a DataFrame (removed otherwise)."""
+        if isinstance(X, pd.DataFrame):  # this order of the attributes keeps the bundles' bytes as they were
+            self.feature_names_in_ = np.asarray([str(c) for c in names], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.n_features_in_ = len(names)
 
     def transform(self, X):
         check_is_fitted(self, "support_")
-        X = _require_frame(X, type(self).__name__)
-        missing = [c for c in np.asarray(self.feature_names_in_)[self.support_] if c not in X.columns]
+        if not (isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_")):
+            return super().transform(X)
+        keep = list(np.asarray(self.feature_names_in_)[self._get_support_mask()])
+        missing = [c for c in keep if c not in X.columns]
         if missing:
             raise ValueError(f"{type(self).__name__}: columns missing from X: {missing[:5]}")
-        return X.loc[:, list(self.get_feature_names_out())]
+        return X.loc[:, keep]
 
 
 # --------------------------------------------------------------------------- transformers
-class ColumnPicker(_NamesMixin, TransformerMixin, BaseEstimator):
-    """Keep the listed columns (stateless apart from checking they exist); the pipeline's entry door."""
+class ColumnPicker(_Selector):
+    """Keep the listed columns (stateless apart from checking they exist); the pipeline's entry door.
+
+    Unlike other scikit-learn steps, ``feature_names_in_`` are the *picked* columns (``columns``, default all of
+    X's), not all of X's: ``transform`` takes any frame that has them, whatever else it holds (a model bundle
+    scores feature tables with more columns than it uses).
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        The picked columns (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of picked columns.
+    support_ : ndarray of bool
+        All True (every picked column is kept).
+    """
+
+    _parameter_constraints = {"columns": ["array-like", None]}
 
     def __init__(self, columns=None):
         self.columns = columns
 
     def fit(self, X, y=None):
-        X = _require_frame(X, "ColumnPicker")
+        X_in = X
+        X, _ = self._fit_input(X)
         cols = list(X.columns) if self.columns is None else list(self.columns)
         missing = [c for c in cols if c not in X.columns]
         if missing:
             raise ValueError(f"ColumnPicker: columns missing from X: {missing[:5]}")
-        self.feature_names_in_ = np.asarray(cols, dtype=object)
-        self.n_features_in_ = len(cols)
+        if not isinstance(X_in, pd.DataFrame) and self.columns is not None:
+            raise ValueError("ColumnPicker: columns can only be picked by name from a DataFrame")
+        self._record_input(X_in, cols)
         self.support_ = np.ones(len(cols), dtype=bool)
         return self
 
 
-class ICCFilter(_NamesMixin, TransformerMixin, BaseEstimator):
+class ICCFilter(_Selector):
     """Reproducibility filter: keep features whose ICC between the two segmentations is ≥ ``threshold``.
 
     ``X`` holds every feature ``f`` and its copy ``f + copy_suffix`` (second reader or perturbed mask).
@@ -185,7 +241,30 @@ class ICCFilter(_NamesMixin, TransformerMixin, BaseEstimator):
     copy column and the features below the threshold (NaN ICC, i.e. no between-image variance, is
     dropped). ``threshold=None`` only drops the copies. Features without a copy column are an error
     unless ``keep_uncopied=True``.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        All input columns, copies included (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of input columns.
+    support_ : ndarray of bool
+        Kept input columns (never a copy column).
+    base_features_ : ndarray of str
+        The input columns that are not copies.
+    icc_ : ndarray of float
+        ICC of every base feature (aligned with ``base_features_``; NaN without a copy or without variance).
+    n_rows_used_ : int
+        Rows with both segmentations the ICC was computed on (0 when none was computed).
     """
+
+    _parameter_constraints = {"threshold": [Real, None], "form": [StrOptions(set(ICC_FORMS))], "copy_suffix": [str],
+                              "keep_uncopied": ["boolean"], "min_rows": [Interval(Integral, 2, None, closed="left")]}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # copies are NaN for images without a second segmentation
+        return tags
 
     def __init__(self, threshold=0.75, form="ICC2", copy_suffix="@r2", keep_uncopied=False, min_rows=5):
         self.threshold = threshold
@@ -195,12 +274,12 @@ class ICCFilter(_NamesMixin, TransformerMixin, BaseEstimator):
         self.min_rows = min_rows
 
     def fit(self, X, y=None):
-        X = _require_frame(X, "ICCFilter")
+        X_in = X
+        X, _ = self._fit_input(X)
         cols = [str(c) for c in X.columns]
         copies = {c for c in cols if c.endswith(self.copy_suffix)}
         base = [c for c in cols if c not in copies]
-        self.feature_names_in_ = np.asarray(cols, dtype=object)
-        self.n_features_in_ = len(cols)
+        self._record_input(X_in, cols)
         icc = np.full(len(base), np.nan)
         paired = [c for c in base if c + self.copy_suffix in copies]
         uncopied = [c for c in base if c + self.copy_suffix not in copies]
@@ -246,19 +325,37 @@ class ICCFilter(_NamesMixin, TransformerMixin, BaseEstimator):
                              "kept": [f in kept for f in self.base_features_]})
 
 
-class NearZeroVariance(_NamesMixin, TransformerMixin, BaseEstimator):
+class NearZeroVariance(_Selector):
     """Drop constant and near-zero-variance features (caret's ``nearZeroVar`` rule, scale-free).
 
     A feature is dropped when it is constant, or when the ratio of the most to the second most frequent
     value exceeds ``freq_cut`` AND the fraction of distinct values is below ``unique_cut``.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        Input columns (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of input columns.
+    support_ : ndarray of bool
+        Kept columns.
     """
+
+    _parameter_constraints = {"freq_cut": [Interval(Real, 1, None, closed="left")],
+                              "unique_cut": [Interval(Real, 0, 1, closed="both")]}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are not counted
+        return tags
 
     def __init__(self, freq_cut=19.0, unique_cut=0.1):
         self.freq_cut = freq_cut
         self.unique_cut = unique_cut
 
     def fit(self, X, y=None):
-        X = _require_frame(X, "NearZeroVariance")
+        X_in = X
+        X, _ = self._fit_input(X)
         keep = []
         n = len(X)
         for c in X.columns:
@@ -269,28 +366,45 @@ class NearZeroVariance(_NamesMixin, TransformerMixin, BaseEstimator):
             ratio = counts[0] / counts[1]
             unique = len(counts) / n
             keep.append(not (ratio > self.freq_cut and unique < self.unique_cut))
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = X.shape[1]
+        self._record_input(X_in, list(X.columns))
         self.support_ = np.asarray(keep, dtype=bool)
         if not self.support_.any():
             raise ValueError("NearZeroVariance: every feature is (near) constant on the training rows")
         return self
 
 
-class UnivariateFilter(_NamesMixin, TransformerMixin, BaseEstimator):
+class UnivariateFilter(_Selector):
     """Keep features whose two-sided Mann–Whitney U p-value is < ``p_threshold``.
 
     When fewer than ``min_features`` pass, the ``min_features`` with the smallest p are kept (so that a
     task without univariate signal still yields a model; it then scores near chance). No multiple-testing
     correction: this is a screening step before LASSO, as in the reference study.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        Input columns (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of input columns.
+    support_ : ndarray of bool
+        Kept columns.
+    pvalues_ : ndarray of float
+        Two-sided Mann–Whitney p of every input column (1 for a constant column or one with NaN).
+    auc_ : ndarray of float
+        AUC (U / n1 n0) of every input column (NaN for a column with NaN).
     """
+
+    _supervised = True
+    _parameter_constraints = {"p_threshold": [Interval(Real, 0, 1, closed="both")],
+                              "min_features": [Interval(Integral, 0, None, closed="left")]}
 
     def __init__(self, p_threshold=0.05, min_features=5):
         self.p_threshold = p_threshold
         self.min_features = min_features
 
     def fit(self, X, y):
-        X = _require_frame(X, "UnivariateFilter")
+        X_in = X
+        X, y = self._fit_input(X, y)
         y = np.asarray(y).astype(int)
         p, auc = _mann_whitney(X.to_numpy(dtype=float), y)
         keep = p < self.p_threshold
@@ -298,26 +412,38 @@ class UnivariateFilter(_NamesMixin, TransformerMixin, BaseEstimator):
             order = np.lexsort((np.arange(len(p)), p))  # stable: ties by column order
             keep = np.zeros(len(p), dtype=bool)
             keep[order[: min(self.min_features, X.shape[1])]] = True
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = X.shape[1]
+        self._record_input(X_in, list(X.columns))
         self.pvalues_ = p
         self.auc_ = auc
         self.support_ = keep
         return self
 
 
-class RedundancyFilter(_NamesMixin, TransformerMixin, BaseEstimator):
+class RedundancyFilter(_Selector):
     """Of every pair with |Spearman ρ| > ``threshold``, keep the feature more related to the outcome.
 
     Features are ranked by Mann–Whitney p (ties: larger |AUC − 0.5|, then column order) and kept greedily
     when their |ρ| with every already-kept feature is ≤ ``threshold``.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        Input columns (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of input columns.
+    support_ : ndarray of bool
+        Kept columns.
     """
+
+    _supervised = True
+    _parameter_constraints = {"threshold": [Interval(Real, 0, 1, closed="both")]}
 
     def __init__(self, threshold=0.9):
         self.threshold = threshold
 
     def fit(self, X, y):
-        X = _require_frame(X, "RedundancyFilter")
+        X_in = X
+        X, y = self._fit_input(X, y)
         y = np.asarray(y).astype(int)
         A = X.to_numpy(dtype=float)
         p, auc = _mann_whitney(A, y)
@@ -329,29 +455,42 @@ class RedundancyFilter(_NamesMixin, TransformerMixin, BaseEstimator):
             if not blocked[j]:
                 kept.append(int(j))
                 blocked |= rho[:, j] > self.threshold
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = X.shape[1]
+        self._record_input(X_in, list(X.columns))
         self.support_ = np.isin(np.arange(X.shape[1]), kept)
         return self
 
 
-class MRMR(_NamesMixin, TransformerMixin, BaseEstimator):
+class MRMR(_Selector):
     """Greedy minimum-redundancy maximum-relevance selection of ``n_features`` (MID criterion).
 
     Relevance = |Spearman ρ(feature, y)|, redundancy = mean |Spearman ρ| with the features already
     chosen; each step adds the feature maximising relevance − redundancy. ``n_features=None`` keeps all.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        Input columns (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of input columns.
+    support_ : ndarray of bool
+        Kept columns.
+    order_ : ndarray of int
+        Indices of the kept columns in the order they were chosen.
     """
+
+    _supervised = True
+    _parameter_constraints = {"n_features": [Interval(Integral, 1, None, closed="left"), None]}
 
     def __init__(self, n_features=None):
         self.n_features = n_features
 
     def fit(self, X, y):
-        X = _require_frame(X, "MRMR")
+        X_in = X
+        X, y = self._fit_input(X, y)
         y = np.asarray(y).astype(float)
         A = X.to_numpy(dtype=float)
         m = A.shape[1]
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = m
+        self._record_input(X_in, list(X.columns))
         if self.n_features is None or self.n_features >= m:
             self.support_ = np.ones(m, dtype=bool)
             self.order_ = np.arange(m)
@@ -450,7 +589,7 @@ def _score_path(estimator, X, y, scoring: str) -> dict:
     return {f"C{i:03d}": float(s) for i, s in enumerate(scores)}
 
 
-class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
+class LassoSelector(_Selector):
     """L1-penalised logistic regression, C tuned by (grouped) stratified k-fold CV over the whole chain
     ``filters → LASSO``; keeps the features with a non-zero coefficient (possibly none).
 
@@ -472,8 +611,67 @@ class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
     ``decision_function`` returns the rad-score ``intercept_ + Σ coef_ᵢ · zᵢ`` (for an empty model the
     constant weighted training log-odds, 0 with balanced class weights) and ``predict_proba`` its logistic
     transform. Folds are grouped by ``groups`` if given to ``fit``, else by the index level ``split_group``
-    or ``patient_id`` of X. ``random_state`` seeds the folds and liblinear (None: unseeded folds, liblinear 0).
+    or ``patient_id`` of X. ``random_state`` seeds the folds and liblinear (None: unseeded folds, liblinear 0);
+    the workflow passes the config's ``seed`` (:func:`signature_pipeline`).
+
+    The inner CV is scikit-learn's: :func:`~sklearn.model_selection.cross_validate` of a clone of the chain
+    ``filters → L1 path`` over a :class:`~sklearn.model_selection.StratifiedGroupKFold` (or
+    :class:`~sklearn.model_selection.StratifiedKFold` without groups). What is not delegated, and why:
+
+    * not ``GridSearchCV`` over ``C``: it would refit the filters once per C and fold (``n_C`` times the
+      work, the redundancy filter's Spearman matrix being the slow part), whereas one fold's filters serve the
+      whole C grid here (the ``_L1Path`` step fits every C on the same filtered rows); the 1-SE rule with the
+      corrected SE, ``min_features`` and the per-fold number of kept features are not GridSearchCV's either.
+    * not ``LogisticRegressionCV``: it cannot refit upstream filters inside its folds (the honest LASSO of
+      issue 15), has no 1-SE rule and scores by unweighted log loss or AUC, not the class-weighted deviance.
+    * not ``check_cv``: it builds an unshuffled, unseeded, ungrouped splitter from an integer; the number of
+      folds is also capped here by the patients of the smaller class.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        Input columns (only when fitted on a DataFrame).
+    n_features_in_ : int
+        Number of input columns.
+    support_ : ndarray of bool
+        Input columns with a non-zero coefficient at the chosen C.
+    coef_ : ndarray of float
+        Coefficients of the kept columns (in input order), on the z-scored features.
+    intercept_ : float
+        Intercept of the rad-score.
+    classes_ : ndarray
+        ``[0, 1]``.
+    filters_ : Pipeline or None
+        The ``filters`` fitted on all rows.
+    Cs_, cv_scores_, cv_mean_, cv_se_ : ndarray
+        The C grid, CV score per (C, fold), mean and SE per C.
+    cv_n_nonzero_ : ndarray of int
+        Kept features per (C, fold).
+    n_splits_ : int
+        Inner folds used.
+    cv_test_fraction_ : float
+        Mean n_test / n_train of the folds (the SE correction).
+    C_best_, C_, C_empty_ : float
+        Best, chosen and empty-model C.
+    fallback_ : bool
+        True when ``min_features`` moved the choice to a larger C.
+    coef_path_, intercept_path_ : ndarray
+        The fit on all (filtered) rows at every C.
+    path_features_ : ndarray of str
+        The columns after the filters (the columns of ``coef_path_``).
+    n_train_ : int
+        Training rows.
     """
+
+    _supervised = True
+    _parameter_constraints = {
+        "cv": [Interval(Integral, 2, None, closed="left")], "n_C": [Interval(Integral, 1, None, closed="left")],
+        "c_span": [Interval(Real, 0, None, closed="neither")], "one_se_rule": ["boolean"],
+        "scoring": [StrOptions({"neg_log_loss", "roc_auc"})], "class_weight": [StrOptions({"balanced"}), dict, None],
+        "min_features": [Interval(Integral, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")], "random_state": ["random_state"],
+        "filters": [HasMethods(["fit", "transform"]), None], "c_low": [Interval(Real, 0, None, closed="neither")],
+        "corrected_se": ["boolean"]}
 
     def __init__(self, cv=10, n_C=30, c_span=1e2, one_se_rule=True, scoring="neg_log_loss",
                  class_weight="balanced", min_features=0, max_iter=1000, random_state=None, filters=None,
@@ -539,10 +737,11 @@ class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
         return best, chosen
 
     def fit(self, X, y, groups=None):
-        X = _require_frame(X, "LassoSelector")
+        X_in = X
+        X, y = self._fit_input(X, y)
+        if not set(np.unique(y)) <= {0, 1}:
+            raise ValueError(f"LassoSelector: y must be binary 0/1, got the values {sorted(np.unique(y))[:5]}")
         y = np.asarray(y).astype(int)
-        if self.scoring not in ("neg_log_loss", "roc_auc"):
-            raise ValueError(f"unknown scoring {self.scoring!r}; use 'neg_log_loss' or 'roc_auc'")
         self.filters_ = clone(self.filters).fit(X, y) if self.filters is not None else None
         Xf = self.filters_.transform(X) if self.filters_ is not None else X
         A = np.asarray(Xf, dtype=float)
@@ -560,18 +759,18 @@ class LassoSelector(_NamesMixin, TransformerMixin, BaseEstimator):
         self.C_best_, self.C_ = float(Cs[best]), float(Cs[chosen])
         self.coef_path_, self.intercept_path_ = full.coef_path_, full.intercept_path_
         self.path_features_ = np.asarray([str(c) for c in Xf.columns], dtype=object)
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = X.shape[1]
+        self._record_input(X_in, list(X.columns))
+        names = np.asarray([str(c) for c in X.columns], dtype=object)
         coef = dict(zip(self.path_features_, full.coef_path_[chosen]))
-        self.support_ = np.asarray([coef.get(c, 0.0) != 0 for c in self.feature_names_in_], dtype=bool)
-        self.coef_ = np.asarray([coef[c] for c in self.feature_names_in_[self.support_]], dtype=float)
+        self.support_ = np.asarray([coef.get(c, 0.0) != 0 for c in names], dtype=bool)
+        self.coef_ = np.asarray([coef[c] for c in names[self.support_]], dtype=float)
         self.intercept_ = float(full.intercept_path_[chosen]) if self.support_.any() else _log_odds(y, self.class_weight)
         self.classes_ = np.array([0, 1])
         self.n_train_ = len(y)
         return self
 
     def decision_function(self, X):
-        Z = self.transform(X).to_numpy(dtype=float)
+        Z = np.asarray(self.transform(X), dtype=float)
         return self.intercept_ + Z @ self.coef_
 
     def predict_proba(self, X):
@@ -616,17 +815,41 @@ def _log_odds(y: np.ndarray, class_weight) -> float:
 
 class RadScore(TransformerMixin, BaseEstimator):
     """Outputs one column ``rad_score`` = intercept + Σ βᵢ·zᵢ of a :class:`LassoSelector` fitted in ``fit``
-    (a constant, the intercept, when the LASSO keeps no feature)."""
+    (a constant, the intercept, when the LASSO keeps no feature). Input checks are the selector's.
+
+    Attributes
+    ----------
+    selector_ : LassoSelector
+        The fitted selector.
+    feature_names_in_ : ndarray of str
+        The selector's (only when fitted on a DataFrame).
+    n_features_in_ : int
+        The selector's.
+    """
+
+    _parameter_constraints = {"selector": [HasMethods(["fit", "decision_function"]), None]}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
 
     def __init__(self, selector=None):
         self.selector = selector
 
     def fit(self, X, y, groups=None):
+        self._validate_params()
         sel = self.selector if self.selector is not None else LassoSelector()
         self.selector_ = clone(sel).fit(X, y, groups=groups)
-        self.n_features_in_ = self.selector_.n_features_in_
-        self.feature_names_in_ = self.selector_.feature_names_in_
+        self._copy_input(self.selector_)
         return self
+
+    def _copy_input(self, selector) -> None:
+        self.n_features_in_ = selector.n_features_in_
+        if hasattr(selector, "feature_names_in_"):
+            self.feature_names_in_ = selector.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
     @classmethod
     def from_fitted(cls, selector: LassoSelector) -> "RadScore":
@@ -634,8 +857,7 @@ class RadScore(TransformerMixin, BaseEstimator):
         check_is_fitted(selector, "coef_")
         rs = cls(selector=clone(selector))
         rs.selector_ = selector
-        rs.n_features_in_ = selector.n_features_in_
-        rs.feature_names_in_ = selector.feature_names_in_
+        rs._copy_input(selector)
         return rs
 
     def transform(self, X):
@@ -645,6 +867,7 @@ class RadScore(TransformerMixin, BaseEstimator):
         return pd.DataFrame({"rad_score": score}, index=index)
 
     def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "selector_")
         return np.asarray(["rad_score"], dtype=object)
 
 
