@@ -125,7 +125,7 @@ def test_extracting_three_new_patients_from_their_images_reproduces_the_training
     assert np.abs(got["rad_score"] - exp["rad_score"]).max() <= 1e-12
     # nomogram points: the total read off the scales gives back the model's probability
     from usrad.bundle import load_bundle
-    from usrad.card import nomogram_spec
+    from usrad.nomogram import nomogram_spec
 
     nomo = nomogram_spec(*load_bundle(fitted["task_dir"] / "models" / "nomogram"))["nomogram"]
     pts = [c for c in got.columns if c.startswith("points_")]

@@ -25,12 +25,12 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import plots
 from .atomic import write_text
 from .errors import Problem, UsradError
+from .nomogram import nomogram_spec
 from .tables import read_table
 
 FORMAT = "usrad-model-card/1"
@@ -44,69 +44,6 @@ SPLIT_NAMES = {"cv": "training set, cross-validated (out-of-fold)", "train": "tr
 # --------------------------------------------------------------------------------------------------
 # the nomogram model in numbers
 # --------------------------------------------------------------------------------------------------
-def nomogram_spec(pipeline, meta: dict) -> dict:
-    """The ``nomogram`` bundle as numbers: the exact standardised arithmetic and the nomogram scales.
-
-    Returns ``{"model": report.NomogramModel, "nomogram": plots.Nomogram, "values": X → inputs per row,
-    "js": JSON-able dict for the HTML page}``. Scales use the training ranges stored in the bundle
-    (``nomogram_inputs``); coefficients in raw units are β/σ, intercept β₀ − Σ β·μ/σ.
-    """
-    from .report import VARIABLE_LABELS, NomogramModel, _thin_ticks
-
-    ranges = meta.get("nomogram_inputs")
-    if not ranges:
-        raise UsradError("The nomogram bundle does not record its training ranges; re-run fit_task", [
-            Problem("bundle.json lacks 'nomogram_inputs'", column="nomogram_inputs")])
-    feats, scale, clf = (pipeline.named_steps[k] for k in ("features", "scale", "clf"))
-    names = [str(n) for n in feats.get_feature_names_out()]
-    beta = np.asarray(clf.coef_, dtype=float).ravel()
-    mu, sd = np.asarray(scale.mean_, dtype=float), np.asarray(scale.scale_, dtype=float)
-    b0 = float(np.asarray(clf.intercept_, dtype=float)[0])
-    raw = dict(zip(names, beta / sd))
-    intercept = float(b0 - np.sum(beta * mu / sd))
-    enc = feats.clinical_.named_steps["encode"]
-    groups: dict[str, list[str]] = {}
-    for n in names:
-        groups.setdefault(n.split("[", 1)[0], []).append(n)
-    variables, kinds, js_vars = [], {}, []
-    for var, cols in groups.items():
-        label = VARIABLE_LABELS.get(var, var)
-        if var in enc.levels_:
-            ref = str(enc.reference_[var])
-            levels = {ref: 0.0}
-            levels.update({c[len(var) + 1:-1]: float(raw[c]) for c in cols})
-            variables.append(plots.NomogramVariable(name=var, levels=levels, label=label))
-            kinds[var] = "categorical"
-            js_vars.append({"name": var, "label": label, "kind": "categorical", "levels": list(levels),
-                            "reference": ref, "fill": str(enc.fill_[var]), "raw": levels})
-            continue
-        (col,) = cols
-        r = ranges[col]
-        if var != "rad_score" and r["binary"]:
-            variables.append(plots.NomogramVariable(name=var, levels={"No": 0.0, "Yes": float(raw[col])}, label=label))
-            kinds[var] = "binary"
-            js_vars.append({"name": var, "label": label, "kind": "binary", "fill": float(enc.fill_[var]),
-                            "raw": float(raw[col])})
-        else:
-            lo, hi = float(r["min"]), float(r["max"])
-            hi = hi if hi > lo else lo + 1.0
-            variables.append(plots.NomogramVariable(name=var, coef=float(raw[col]), range=(lo, hi), label=label))
-            kinds[var] = "radscore" if var == "rad_score" else "numeric"
-            js_vars.append({"name": var, "label": label, "kind": kinds[var], "range": [lo, hi], "raw": float(raw[col]),
-                            "fill": None if var == "rad_score" else float(enc.fill_[var])})
-    _thin_ticks(intercept, variables)
-    model = NomogramModel(intercept=intercept, variables=variables, pipeline=pipeline, kinds=kinds,
-                          fill=dict(enc.fill_), reference={k: str(v) for k, v in enc.reference_.items()})
-    nomo = plots.Nomogram(intercept, variables)
-    for jv, v in zip(js_vars, nomo.variables):
-        jv["min_term"] = v.contributions()[0]
-    js = {"task": meta.get("task"), "model": meta.get("model"), "threshold": float(meta["threshold"]),
-          "columns": names, "mean": mu.tolist(), "scale": sd.tolist(), "coef": beta.tolist(), "intercept": b0,
-          "impute": bool(enc.impute), "variables": js_vars, "points_scale": nomo._scale,
-          "max_points": nomo.max_points, "raw_intercept": intercept, "model_sha256": meta.get("model_sha256")}
-    return {"model": model, "nomogram": nomo, "values": model.values, "js": js}
-
-
 def nomogram_formula(spec: dict, digits: int = 4) -> str:
     """``logit p = b0 + b1·rad_score + …`` in raw units (categorical: one term per non-reference level)."""
     terms = [f"{spec['js']['raw_intercept']:.{digits}f}"]
@@ -124,10 +61,11 @@ def nomogram_formula(spec: dict, digits: int = 4) -> str:
 def write_nomogram(model_dir, out_dir, demo: bool = False) -> dict[str, Path]:
     """``nomogram.png``, ``nomogram.pdf`` and ``nomogram.html`` of the nomogram bundle in ``model_dir``."""
     from .bundle import load_bundle
-    from .report import spaced_probabilities
+    from .report import _thin_ticks, spaced_probabilities
 
     pipeline, meta = load_bundle(model_dir)
     spec = nomogram_spec(pipeline, meta)
+    _thin_ticks(spec["model"].intercept, spec["model"].variables)
     out_dir = Path(out_dir)
     task = meta.get("task", "")
     outcome = {"metastasis": "Risk of ALN metastasis", "burden": "Risk of high ALN burden"}.get(task, f"Risk ({task})")

@@ -38,7 +38,6 @@ import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -51,6 +50,7 @@ from scipy import stats
 from . import metrics
 from .atomic import write_tsv
 from .errors import Problem, UsradError
+from .nomogram import Nomogram
 
 #: Outcome column of the predictions table.
 LABEL = "y"
@@ -1280,101 +1280,6 @@ def shap_figure(shap_values, feature_values, feature_names: Sequence[str], stem,
 # --------------------------------------------------------------------------------------------------
 # nomogram
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class NomogramVariable:
-    """One predictor of a logistic model.
-
-    Continuous: ``coef`` (per unit) and ``range`` (lo, hi) of values to show (``ticks`` optional).
-    Categorical: ``levels`` = {level label: coefficient}, the reference level with coefficient 0.
-    """
-
-    name: str
-    coef: float | None = None
-    range: tuple[float, float] | None = None
-    levels: Mapping[str, float] | None = None
-    ticks: Sequence[float] | None = None
-    label: str | None = None
-
-    @property
-    def categorical(self) -> bool:
-        return self.levels is not None
-
-    def contributions(self) -> tuple[float, float]:
-        """Minimum and maximum of coef·x over the shown range (or of the level coefficients)."""
-        if self.categorical:
-            vals = list(self.levels.values())
-            return float(min(vals)), float(max(vals))
-        a, b = self.coef * self.range[0], self.coef * self.range[1]
-        return float(min(a, b)), float(max(a, b))
-
-    def lp(self, value) -> float:
-        """This variable's term of the linear predictor."""
-        if self.categorical:
-            if str(value) not in {str(k) for k in self.levels}:
-                raise UsradError("Nomogram input is not usable", [Problem(
-                    f"level {value!r} is not one of {list(self.levels)}", column=self.name)])
-            return float({str(k): v for k, v in self.levels.items()}[str(value)])
-        return float(self.coef) * float(value)
-
-
-@dataclass
-class Nomogram:
-    """Iasonos-style nomogram of a logistic model ``logit p = intercept + Σ terms``.
-
-    The variable with the widest effect (max − min of its term) spans 0–100 points; every other term is
-    scaled by the same factor, 0 points at its least-risk value. Total points ``T`` map back to the linear
-    predictor as ``lp = intercept + Σ min_term + T · scale`` with ``scale = widest / 100``.
-    """
-
-    intercept: float
-    variables: list[NomogramVariable]
-    max_points: float = 100.0
-    _scale: float = field(init=False)
-    _base: float = field(init=False)
-
-    def __post_init__(self):
-        problems = []
-        vs = []
-        for v in self.variables:
-            v = v if isinstance(v, NomogramVariable) else NomogramVariable(**v)
-            if v.categorical and not v.levels:
-                problems.append(Problem("categorical variable without levels", column=v.name))
-            if not v.categorical and (v.coef is None or v.range is None or not np.isfinite(v.coef)
-                                      or v.range[0] >= v.range[1]):
-                problems.append(Problem("continuous variable needs a finite coef and range lo < hi",
-                                        column=v.name))
-            vs.append(v)
-        if problems:
-            raise UsradError("Nomogram specification is not usable", problems)
-        self.variables = vs
-        widths = [hi - lo for lo, hi in (v.contributions() for v in vs)]
-        widest = max(widths) if widths else 0.0
-        if widest <= 0:
-            raise UsradError("Nomogram specification is not usable",
-                             [Problem("every coefficient is zero: nothing to draw")])
-        self._scale = widest / self.max_points
-        self._base = float(self.intercept) + sum(v.contributions()[0] for v in vs)
-
-    def points(self, var: NomogramVariable, value) -> float:
-        return (var.lp(value) - var.contributions()[0]) / self._scale
-
-    def total_points(self, values: Mapping) -> float:
-        missing = [v.name for v in self.variables if v.name not in values]
-        if missing:
-            raise UsradError("Nomogram input is not usable", [Problem("value missing", column=m) for m in missing])
-        return float(sum(self.points(v, values[v.name]) for v in self.variables))
-
-    def total_range(self) -> float:
-        return float(sum((hi - lo) / self._scale for lo, hi in (v.contributions() for v in self.variables)))
-
-    def linear_predictor(self, total_points: float) -> float:
-        return self._base + total_points * self._scale
-
-    def probability(self, total_points: float) -> float:
-        return float(1 / (1 + np.exp(-self.linear_predictor(total_points))))
-
-    def total_for_probability(self, p: float) -> float:
-        return (math.log(p / (1 - p)) - self._base) / self._scale
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 6) -> np.ndarray:

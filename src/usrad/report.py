@@ -24,7 +24,6 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from . import metrics, plots
 from .atomic import write_text
 from .errors import Problem, UsradError
+from .nomogram import VARIABLE_LABELS, Nomogram, NomogramModel, raw_model
 from .tables import read_table
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,6 @@ REFERENCE_STUDY = pd.DataFrame([
 ])
 
 METRIC_LABELS = {"auc": "AUC", "sensitivity": "Sensitivity", "specificity": "Specificity"}
-VARIABLE_LABELS = {"rad_score": "Rad-score", "age": "Age (years)", "us_size_mm": "US size (mm)",
-                   "us_node_suspicious": "Suspicious node on US", "birads": "BI-RADS", "er": "ER", "pr": "PR",
-                   "her2": "HER2", "ki67": "Ki-67", "grade": "Grade", "histology": "Histology", "subtype": "Subtype"}
-
 
 # --------------------------------------------------------------------------------------------------
 # reading the modelling results
@@ -244,99 +240,20 @@ def lasso_tables(lasso_path: pd.DataFrame, scoring: str = "neg_log_loss") -> tup
 # --------------------------------------------------------------------------------------------------
 # nomogram: the nomogram bundle's logistic model in raw units
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class NomogramModel:
-    """The ``nomogram`` pipeline (rad-score + independent clinical predictors → scaler → logistic) as a
-    logistic model on raw values: ``logit p = intercept + Σ terms`` (:class:`plots.NomogramVariable`).
-
-    Binary 0/1 predictors and one-hot encoded categorical ones become categorical variables (reference level
-    0 points); rad-score and other numeric predictors are continuous with the training range.
-    """
-
-    intercept: float
-    variables: list
-    pipeline: object = field(repr=False)
-    kinds: dict = field(default_factory=dict)  # variable → "radscore" | "numeric" | "binary" | "categorical"
-    fill: dict = field(default_factory=dict)   # imputation values of the clinical encoder
-    reference: dict = field(default_factory=dict)
-
-    def values(self, X: pd.DataFrame) -> list[dict]:
-        """Nomogram input per row of the design matrix ``X`` (rad-score computed by the bundle's radiomics branch)."""
-        feats = self.pipeline.named_steps["features"]
-        rs = feats.radiomics_.transform(X)["rad_score"].to_numpy(float)
-        out = []
-        for i in range(len(X)):
-            row = {}
-            for v in self.variables:
-                kind = self.kinds[v.name]
-                if kind == "radscore":
-                    row[v.name] = float(rs[i])
-                    continue
-                raw = X[v.name].iloc[i]
-                if pd.isna(raw):
-                    raw = self.fill.get(v.name, raw)
-                if kind == "numeric":
-                    row[v.name] = float(raw)
-                elif kind == "binary":
-                    row[v.name] = "Yes" if float(raw) == 1 else "No"
-                else:
-                    s = str(raw)
-                    row[v.name] = s if s in v.levels else self.reference[v.name]
-            out.append(row)
-        return out
-
-    def probability(self, X: pd.DataFrame) -> np.ndarray:
-        nomo = plots.Nomogram(self.intercept, self.variables)
-        return np.array([nomo.probability(nomo.total_points(v)) for v in self.values(X)])
-
-
 def nomogram_model(pipeline, X_train: pd.DataFrame) -> NomogramModel:
-    """Convert the fitted nomogram pipeline (``features`` → ``scale`` → ``clf``) to raw units.
+    """The fitted nomogram pipeline in raw units (:func:`usrad.nomogram.raw_model`) with scales over the
+    training ranges of ``X_train`` (:func:`usrad.models.nomogram_inputs`) and thinned ticks."""
+    from .models import nomogram_inputs
 
-    With scaler mean μ and scale σ and logistic coefficients β, β₀: raw coefficient β/σ and intercept
-    β₀ − Σ β·μ/σ. Continuous ranges are the training minimum and maximum (``X_train``)."""
-    feats, scale, clf = (pipeline.named_steps[k] for k in ("features", "scale", "clf"))
-    names = list(feats.get_feature_names_out())
-    beta = np.asarray(clf.coef_, dtype=float).ravel()
-    mu, sd = np.asarray(scale.mean_, dtype=float), np.asarray(scale.scale_, dtype=float)
-    raw = dict(zip(names, beta / sd))
-    intercept = float(clf.intercept_[0] - np.sum(beta * mu / sd))
-    enc = feats.clinical_.named_steps["encode"]
-    Z = feats.transform(X_train)
-    groups: dict[str, list[str]] = {}
-    for n in names:
-        groups.setdefault(n.split("[", 1)[0], []).append(n)
-    variables, kinds = [], {}
-    for var, cols in groups.items():
-        label = VARIABLE_LABELS.get(var, var)
-        if var in getattr(enc, "levels_", {}):
-            levels = {str(enc.reference_[var]): 0.0}
-            levels.update({c[len(var) + 1:-1]: float(raw[c]) for c in cols})
-            variables.append(plots.NomogramVariable(name=var, levels=levels, label=label))
-            kinds[var] = "categorical"
-            continue
-        (col,) = cols
-        vals = Z[col].to_numpy(float)
-        vals = vals[np.isfinite(vals)]
-        if var != "rad_score" and set(np.unique(vals)) <= {0.0, 1.0}:
-            variables.append(plots.NomogramVariable(name=var, levels={"No": 0.0, "Yes": float(raw[col])}, label=label))
-            kinds[var] = "binary"
-        else:
-            lo, hi = float(vals.min()), float(vals.max())
-            if hi <= lo:
-                hi = lo + 1.0
-            variables.append(plots.NomogramVariable(name=var, coef=float(raw[col]), range=(lo, hi), label=label))
-            kinds[var] = "radscore" if var == "rad_score" else "numeric"
-    _thin_ticks(intercept, variables)
-    return NomogramModel(intercept=intercept, variables=variables, pipeline=pipeline, kinds=kinds,
-                         fill=dict(getattr(enc, "fill_", {})), reference={k: str(v) for k, v in
-                                                                         getattr(enc, "reference_", {}).items()})
+    nm = raw_model(pipeline, nomogram_inputs(pipeline, X_train))
+    _thin_ticks(nm.intercept, nm.variables)
+    return nm
 
 
 def _thin_ticks(intercept: float, variables: list, min_points: float = 6.0) -> None:
     """Give each continuous scale round ticks at least ``min_points`` nomogram points apart (labels of a
     short scale would overlap otherwise); a scale shorter than that keeps one tick."""
-    nomo = plots.Nomogram(intercept, variables)
+    nomo = Nomogram(intercept, variables)
     for v in variables:
         if v.categorical:
             continue
@@ -356,7 +273,7 @@ def spaced_probabilities(nm: NomogramModel, candidates: Sequence[float] = PROBAB
                          min_gap: float = 0.05) -> list[float]:
     """Probability ticks of the nomogram's risk axis at least ``min_gap`` (fraction of the width) apart, so
     their labels do not overlap; 0.5 is kept first, then outwards."""
-    nomo = plots.Nomogram(nm.intercept, nm.variables)
+    nomo = Nomogram(nm.intercept, nm.variables)
     total = nomo.total_range()
     lo, hi = nomo.probability(0.0), nomo.probability(total)
     xs = {p: nomo.total_for_probability(p) / total for p in candidates if lo <= p <= hi}
