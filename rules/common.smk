@@ -235,21 +235,21 @@ def task_dir(wildcards):
 
 def n_boot():
     """Bootstrap resamples for every CI of the evaluation (seeded from the config seed)."""
-    from usrad.report import N_BOOT
+    from usrad.reporting.evaluation import N_BOOT
 
     return N_BOOT
 
 
 def task_figures():
-    """Figure stems evaluate_task writes (usrad.report.task_figures; no nomogram when radiomics only)."""
-    from usrad.report import task_figures as figures
+    """Figure stems evaluate_task writes (usrad.reporting.evaluation.task_figures; no nomogram when radiomics only)."""
+    from usrad.reporting.evaluation import task_figures as figures
 
     return figures(config)
 
 
 def task_tables():
-    """Tables evaluate_task writes (usrad.report.task_tables; no Table 2 when radiomics only)."""
-    from usrad.report import task_tables as tables
+    """Tables evaluate_task writes (usrad.reporting.evaluation.task_tables; no Table 2 when radiomics only)."""
+    from usrad.reporting.evaluation import task_tables as tables
 
     return tables(config)
 
@@ -282,7 +282,7 @@ REPORT_TABLES = {
 
 def evaluation_outputs():
     """Rule evaluate_task's named outputs: each figure (PNG, in the report with its caption), the PDFs, the
-    tables shown in the report and the other tables; the set follows the config (usrad.report.task_figures).
+    tables shown in the report and the other tables; the set follows the config (usrad.reporting.evaluation.task_figures).
     """
     out = {}
     for name in task_figures():

@@ -2,7 +2,7 @@
 # (plus the feature table for the nomogram's ranges and the SHAP values). Thresholds come from the bundles,
 # fixed on training data; the bootstrap (2,000 patient-level resamples) is seeded from the config seed. Every
 # interval and test is patient-level (groups = patient_id); the calibration figure draws tables/calibration.tsv
-# and tables/calibration_curve.tsv (outputs listed by usrad.report.task_tables).
+# and tables/calibration_curve.tsv (outputs listed by usrad.reporting.evaluation.task_tables).
 
 
 rule evaluate_task:

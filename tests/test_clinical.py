@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from usrad import clinical
 from usrad.clinical import (ClinicalEncoder, ClinicalSelector, clinical_branch, clinical_logit_tables,
                             full_rank_columns, patient_level)
-from usrad.report import table2
+from usrad.reporting.tables import table2
 
 
 def _index(n_patients: int, images: int = 1) -> pd.MultiIndex:

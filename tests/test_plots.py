@@ -11,7 +11,19 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from usrad import metrics, plots
+from usrad import metrics
+from usrad.reporting import calibration as calibration_module
+from usrad.reporting import discrimination
+from usrad.reporting.calibration import CALIBRATION_COLUMNS, CURVE_N_BOOT, calibration_figure, calibration_tables
+from usrad.reporting.cohort import flow_figure, table1
+from usrad.reporting.decision import confusion_figure, decision_curve_figure
+from usrad.reporting.discrimination import forest_figure, roc_band, roc_figure
+from usrad.reporting.explain import shap_figure
+from usrad.reporting.nomogram_figure import nomogram_figure
+from usrad.reporting.predictions import attach_outcome, check_predictions
+from usrad.reporting.signature import icc_figure, lasso_cv_figure, lasso_path_figure, radscore_figure
+from usrad.reporting.style import MM, SINGLE, new_figure, save_figure
+from usrad.reporting.tables import format_performance, performance_tables
 from usrad.errors import UsradError
 
 N_BOOT = 200
@@ -66,7 +78,7 @@ def assert_figure_files(stem, width_mm):
 # ---------------------------------------------------------------------------------------------------
 def test_roc_legend_auc_and_ci_are_metrics_patient_bootstrap(preds, tmp_path):
     stem = tmp_path / "roc"
-    data = plots.roc_figure(preds, stem, n_boot=N_BOOT, seed=3)
+    data = roc_figure(preds, stem, n_boot=N_BOOT, seed=3)
     assert_figure_files(stem, 183)
     assert set(data["split"]) == {"train", "test"} and len(data) == 6
     for _, r in data.iterrows():
@@ -87,9 +99,9 @@ def test_roc_band_brackets_the_observed_curve_and_narrows_with_more_patients():
     for n in (100, 1600):
         y = (rng.random(n) < 0.4).astype(int)
         p = 1 / (1 + np.exp(-(1.5 * y + rng.normal(size=n))))
-        band = plots.roc_band(y, p, n_boot=300, seed=1)
-        fpr, tpr = plots._roc_points(y.astype(float), p)
-        observed = plots._tpr_on_grid(fpr, tpr, band["fpr"].to_numpy())[0]
+        band = roc_band(y, p, n_boot=300, seed=1)
+        fpr, tpr = discrimination._roc_points(y.astype(float), p)
+        observed = discrimination._tpr_on_grid(fpr, tpr, band["fpr"].to_numpy())[0]
         inside = (band["tpr_low"] <= observed + 1e-12) & (observed <= band["tpr_high"] + 1e-12)
         assert inside.mean() > 0.9
         widths.append(float((band["tpr_high"] - band["tpr_low"]).iloc[10:90].mean()))
@@ -98,7 +110,7 @@ def test_roc_band_brackets_the_observed_curve_and_narrows_with_more_patients():
 
 def test_forest_points_are_metrics_aucs_for_every_model_and_split(preds, tmp_path):
     stem = tmp_path / "forest"
-    data = plots.forest_figure(preds, stem, n_boot=N_BOOT, seed=5)
+    data = forest_figure(preds, stem, n_boot=N_BOOT, seed=5)
     assert_figure_files(stem, 183)
     assert len(data) == 2 * len(SIGNAL)
     assert list(data.drop_duplicates("model")["model"][:3]) == ["clinical", "radiomics", "combined"]
@@ -121,13 +133,13 @@ def _overconfident(preds):
 @pytest.fixture(scope="module")
 def calib(preds):
     p = _overconfident(preds)
-    cal, curve = plots.calibration_tables(p, models=["combined", "overconfident", "clinical"], seed=4)
+    cal, curve = calibration_tables(p, models=["combined", "overconfident", "clinical"], seed=4)
     return p, cal, curve
 
 
 def test_calibration_table_numbers_are_metrics_patient_level_functions(calib):
     p, cal, curve = calib
-    assert list(cal.columns) == list(plots.CALIBRATION_COLUMNS)
+    assert list(cal.columns) == list(CALIBRATION_COLUMNS)
     assert set(zip(cal["model"], cal["split"])) == {(m, s) for m in ("combined", "overconfident", "clinical")
                                                     for s in ("train", "test")}
     for split in ("train", "test"):
@@ -150,11 +162,11 @@ def test_calibration_table_numbers_are_metrics_patient_level_functions(calib):
         assert (row["mean_predicted"], row["observed"]) == pytest.approx((prob.mean(), y.mean()), abs=1e-15)
         lo, hi = metrics.wilson_ci(int(y.sum()), len(y), deff=metrics.design_effect(y, g))
         assert (row["observed_low"], row["observed_high"]) == pytest.approx((lo, hi), abs=1e-12)
-        sm = metrics.smoothed_calibration(y, prob, groups=g, n_boot=plots.CURVE_N_BOOT, seed=4)
+        sm = metrics.smoothed_calibration(y, prob, groups=g, n_boot=CURVE_N_BOOT, seed=4)
         got = curve[(curve["model"] == "combined") & (curve["split"] == split)].reset_index(drop=True)
         np.testing.assert_allclose(got[["p_grid", "observed", "lower", "upper"]].to_numpy(),
                                    sm[["p_grid", "observed", "lower", "upper"]].to_numpy(), atol=1e-12)
-        assert row["curve_n_boot"] == plots.CURVE_N_BOOT and row["curve_knots_logit"].count(";") == 2
+        assert row["curve_n_boot"] == CURVE_N_BOOT and row["curve_knots_logit"].count(";") == 2
 
 
 def test_calibration_slope_flags_the_overconfident_copy(calib):
@@ -177,7 +189,7 @@ def test_calibration_figure_draws_the_tables_and_computes_nothing(calib, tmp_pat
         if callable(getattr(metrics, name)) and not name.startswith("__") and name[0].islower():
             monkeypatch.setattr(metrics, name, _fail)
     stem = tmp_path / "calibration"
-    data = plots.calibration_figure(cal, curve, p, stem, models=["combined", "overconfident"])
+    data = calibration_figure(cal, curve, p, stem, models=["combined", "overconfident"])
     assert_figure_files(stem, 183)
     got = data[(data["model"] == "combined") & (data["split"] == "test")].reset_index(drop=True)
     want = curve[(curve["model"] == "combined") & (curve["split"] == "test")].reset_index(drop=True)
@@ -193,7 +205,7 @@ def test_calibration_figure_draws_the_tables_and_computes_nothing(calib, tmp_pat
     pick = (edited["model"] == "combined") & (edited["split"] == "test")
     edited.loc[pick, ["slope", "slope_low", "slope_high"]] = [7.77, 6.66, 8.88]
     bent.loc[(bent["model"] == "combined") & (bent["split"] == "test"), "observed"] = 0.5
-    again = plots.calibration_figure(edited, bent, p, tmp_path / "edited", models=["combined", "overconfident"])
+    again = calibration_figure(edited, bent, p, tmp_path / "edited", models=["combined", "overconfident"])
     moved = again[(again["model"] == "combined") & (again["split"] == "test")]
     assert "Slope 7.77 (6.66, 8.88)" in moved["text"].iloc[0] and (moved["observed"] == 0.5).all()
     assert (tmp_path / "edited.png").read_bytes() != stem.with_suffix(".png").read_bytes()
@@ -213,13 +225,13 @@ def _text_boxes(fig):
 def test_calibration_figure_texts_stay_inside_the_figure_and_do_not_overlap(calib, tmp_path, monkeypatch, models):
     p, cal, curve = calib
     saved = {}
-    real_save = plots.save_figure
+    real_save = save_figure
 
     def keep(fig, stem):
         saved["fig"] = fig
         return real_save(fig, stem)
-    monkeypatch.setattr(plots, "save_figure", keep)
-    plots.calibration_figure(cal, curve, p, tmp_path / "c", models=models)
+    monkeypatch.setattr(calibration_module, "save_figure", keep)
+    calibration_figure(cal, curve, p, tmp_path / "c", models=models)
     fig = saved["fig"]
     boxes = _text_boxes(fig)
     assert len(boxes) > 10
@@ -237,20 +249,20 @@ def test_calibration_figure_texts_stay_inside_the_figure_and_do_not_overlap(cali
 def test_calibration_figure_refuses_tables_that_do_not_match(calib, tmp_path):
     p, cal, curve = calib
     with pytest.raises(UsradError, match="'slope_low'"):
-        plots.calibration_figure(cal.drop(columns=["slope_low"]), curve, p, tmp_path / "x", models=["combined"])
+        calibration_figure(cal.drop(columns=["slope_low"]), curve, p, tmp_path / "x", models=["combined"])
     doubled = pd.concat([cal, cal[(cal["model"] == "combined") & (cal["split"] == "test")]])
     with pytest.raises(UsradError, match="'combined', split 'test': 2 calibration row"):
-        plots.calibration_figure(doubled, curve, p, tmp_path / "x", models=["combined"])
+        calibration_figure(doubled, curve, p, tmp_path / "x", models=["combined"])
     with pytest.raises(UsradError, match="'combined', split 'test': 1 calibration row.s. and 0 curve"):
-        plots.calibration_figure(cal, curve[~((curve["model"] == "combined") & (curve["split"] == "test"))], p,
-                                 tmp_path / "x", models=["combined"])
+        calibration_figure(cal, curve[~((curve["model"] == "combined") & (curve["split"] == "test"))], p,
+                           tmp_path / "x", models=["combined"])
     assert not (tmp_path / "x.png").exists()
 
 
 def test_performance_tables_hosmer_lemeshow_df_is_g_except_on_apparent_training_predictions(tmp_path):
     small = synthetic_predictions(n_train=120, n_test=100, signal={"clinical": 0.8, "combined": 1.6})
     cv = small[small["split"] == "train"].assign(split="cv")
-    perf = plots.performance_tables(pd.concat([small, cv]), {"clinical": 0.4, "combined": 0.4}, n_boot=50)
+    perf = performance_tables(pd.concat([small, cv]), {"clinical": 0.4, "combined": 0.4}, n_boot=50)
     for _, r in perf.iterrows():
         d = _sel(pd.concat([small, cv]), r["split"], r["model"])
         hl = metrics.hosmer_lemeshow(d["y"], d["probability"], validation=r["split"] != "train")
@@ -261,7 +273,7 @@ def test_performance_tables_hosmer_lemeshow_df_is_g_except_on_apparent_training_
 
 def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_treat_none(preds, tmp_path):
     stem = tmp_path / "dca"
-    data = plots.decision_curve_figure(preds, stem)
+    data = decision_curve_figure(preds, stem)
     assert_figure_files(stem, 183)
     for split in ("train", "test"):
         d = _sel(preds, split, "combined")
@@ -277,7 +289,7 @@ def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_tre
 
 def test_radscore_separates_classes_with_small_p_and_reports_medians(preds, tmp_path):
     stem = tmp_path / "radscore"
-    data = plots.radscore_figure(preds, stem)
+    data = radscore_figure(preds, stem)
     assert_figure_files(stem, 89)
     for split in ("train", "test"):
         r = data[data["split"] == split].set_index("class")
@@ -294,7 +306,7 @@ def test_confusion_counts_use_the_fixed_threshold_with_p_at_or_above_as_positive
     tie = preds.index[(preds["split"] == "test") & (preds["model"] == "radiomics") & (preds["y"] == 0)][0]
     preds.loc[tie, "probability"] = 0.5  # exactly at the threshold: called positive (a false positive)
     stem = tmp_path / "confusion"
-    data = plots.confusion_figure(preds, thresholds, stem)
+    data = confusion_figure(preds, thresholds, stem)
     assert_figure_files(stem, 183)
     for _, r in data.iterrows():
         d = _sel(preds, r["split"], r["model"])
@@ -306,7 +318,7 @@ def test_confusion_counts_use_the_fixed_threshold_with_p_at_or_above_as_positive
     d = _sel(preds, "test", "radiomics")
     assert rad_test["fp"] == int(((d["probability"] > 0.5) & (d["y"] == 0)).sum()) + 1
     with pytest.raises(UsradError, match="combined"):
-        plots.confusion_figure(preds, {"clinical": 0.4, "radiomics": 0.5}, tmp_path / "x")
+        confusion_figure(preds, {"clinical": 0.4, "radiomics": 0.5}, tmp_path / "x")
 
 
 def test_icc_counts_per_feature_class_match_the_threshold(tmp_path):
@@ -318,7 +330,7 @@ def test_icc_counts_per_feature_class_match_the_threshold(tmp_path):
     icc[4] = np.nan          # undefined: dropped
     table = pd.DataFrame({"feature": names, "icc": icc})
     stem = tmp_path / "icc"
-    data = plots.icc_figure(table, stem, threshold=0.75).set_index("feature_class")
+    data = icc_figure(table, stem, threshold=0.75).set_index("feature_class")
     assert_figure_files(stem, 183)
     assert data.loc["glcm", "n_features"] == 40
     assert data.loc["glcm", "n_kept"] == int((icc[18:58] >= 0.75).sum())
@@ -332,18 +344,18 @@ def test_lasso_cv_requires_one_selected_penalty_and_path_highlights_nonzero_feat
     cv = pd.DataFrame({"log_C": log_c, "mean_auc": 0.8 - 0.05 * (log_c + 1) ** 2, "sd": 0.03,
                        "selected": np.isclose(log_c, -1), "n_features": np.round(np.exp(log_c + 3)).astype(int)})
     stem = tmp_path / "lasso_cv"
-    data = plots.lasso_cv_figure(cv, stem)
+    data = lasso_cv_figure(cv, stem)
     assert_figure_files(stem, 89)
     assert data.loc[data["selected"], "log_C"].item() == pytest.approx(-1)
     with pytest.raises(UsradError, match="exactly one"):
-        plots.lasso_cv_figure(cv.assign(selected=False), tmp_path / "bad")
+        lasso_cv_figure(cv.assign(selected=False), tmp_path / "bad")
 
     # wide path table: feature k enters when log_C > -3 + 0.4 k
     wide = pd.DataFrame({"log_C": log_c})
     for k in range(12):
         wide[f"original_firstorder_F{k}"] = np.where(log_c > -3 + 0.4 * k, (log_c + 3 - 0.4 * k) * (-1) ** k, 0.0)
     stem = tmp_path / "lasso_path"
-    long = plots.lasso_path_figure(wide, stem, selected=-1.0)
+    long = lasso_path_figure(wide, stem, selected=-1.0)
     assert_figure_files(stem, 183)
     highlighted = set(long.loc[long["highlighted"], "feature"])
     assert highlighted == {f"original_firstorder_F{k}" for k in range(5)}  # -3 + 0.4k < -1  <=>  k < 5
@@ -353,7 +365,7 @@ def test_lasso_cv_requires_one_selected_penalty_and_path_highlights_nonzero_feat
 def test_flow_counts_patients_images_and_classes_and_rejects_leaking_patient(preds, tmp_path):
     table = preds[preds["model"] == "combined"][["patient_id", "image_id", "split", "y"]]
     stem = tmp_path / "flow"
-    counts = plots.flow_figure(table, stem, exclusions=[("No visible lesion", 7), ("Prior chemotherapy", 4)])
+    counts = flow_figure(table, stem, exclusions=[("No visible lesion", 7), ("Prior chemotherapy", 4)])
     assert_figure_files(stem, 89)
     c = counts.set_index("split")
     assert c.loc["all", "patients"] == 400 and c.loc["train", "patients"] == 240
@@ -363,7 +375,7 @@ def test_flow_counts_patients_images_and_classes_and_rejects_leaking_patient(pre
     leak.iloc[1, leak.columns.get_loc("split")] = "test" if leak.iloc[1]["split"] == "train" else "train"
     leak = pd.concat([leak, leak.iloc[[1]].assign(split=table.iloc[1]["split"])])
     with pytest.raises(UsradError, match=str(leak.iloc[1]["patient_id"])):
-        plots.flow_figure(leak, tmp_path / "leak")
+        flow_figure(leak, tmp_path / "leak")
 
 
 def test_shap_ranking_follows_mean_absolute_shap(tmp_path):
@@ -374,12 +386,12 @@ def test_shap_ranking_follows_mean_absolute_shap(tmp_path):
     sv = x * weights
     names = [f"wavelet-HH_glszm_Feature{k}" for k in range(f)]
     stem = tmp_path / "shap"
-    ranking = plots.shap_figure(sv, x, names, stem, max_display=12)
+    ranking = shap_figure(sv, x, names, stem, max_display=12)
     assert_figure_files(stem, 183)
     assert list(ranking["feature"]) == [names[k] for k in np.argsort(-np.abs(sv).mean(axis=0))]
     assert ranking["mean_abs_shap"].is_monotonic_decreasing
     with pytest.raises(UsradError):
-        plots.shap_figure(sv, x[:, :5], names, tmp_path / "bad")
+        shap_figure(sv, x[:, :5], names, tmp_path / "bad")
 
 
 def _nomogram_spec():
@@ -396,7 +408,7 @@ def _nomogram_spec():
 def test_nomogram_points_read_off_the_drawn_scales_give_the_logistic_probability(tmp_path):
     intercept, variables = _nomogram_spec()
     stem = tmp_path / "nomogram"
-    scales, nomo = plots.nomogram_figure(intercept, variables, stem)
+    scales, nomo = nomogram_figure(intercept, variables, stem)
     assert_figure_files(stem, 183)
     # the widest effect (rad-score: 6.6 logit units) spans 0-100 points
     rs = scales[scales["axis"] == "rad_score"]
@@ -437,7 +449,7 @@ def test_nomogram_points_read_off_the_drawn_scales_give_the_logistic_probability
 
 def test_nomogram_rejects_variable_without_range(tmp_path):
     with pytest.raises(UsradError, match="age"):
-        plots.nomogram_figure(0.0, [{"name": "age", "coef": 0.1}], tmp_path / "n")
+        nomogram_figure(0.0, [{"name": "age", "coef": 0.1}], tmp_path / "n")
 
 
 def test_table1_pvalues_detect_a_shift_and_not_identical_distributions(tmp_path):
@@ -455,7 +467,7 @@ def test_table1_pvalues_detect_a_shift_and_not_identical_distributions(tmp_path)
     })
     cohort.loc[5, "age"] = np.nan
     sp = pd.Series(split, index=cohort["patient_id"])
-    t1 = plots.table1(cohort, sp, tmp_path / "table1")
+    t1 = table1(cohort, sp, tmp_path / "table1")
     head = t1[t1["level"].isin(["", "mean ± SD", "median [IQR]"])].set_index("variable")
     assert head.loc["us_size_mm", "p_value"] < 0.01
     assert head.loc["subtype", "p_value"] < 0.01
@@ -471,14 +483,14 @@ def test_table1_pvalues_detect_a_shift_and_not_identical_distributions(tmp_path)
     tsv = (tmp_path / "table1.tsv").read_text()
     assert tsv.splitlines()[0].split("\t")[0] == "variable"
     with pytest.raises(UsradError, match="P299"):
-        plots.table1(cohort, sp.drop("P299"))
+        table1(cohort, sp.drop("P299"))
 
 
 def test_table1_uses_fisher_for_sparse_2x2():
     cohort = pd.DataFrame({"patient_id": [str(i) for i in range(40)],
                            "rare": [1] * 3 + [0] * 27 + [1] * 2 + [0] * 8})
     sp = {str(i): ("train" if i < 30 else "test") for i in range(40)}
-    t1 = plots.table1(cohort, sp)
+    t1 = table1(cohort, sp)
     head = t1[(t1["variable"] == "rare") & (t1["level"] == "")]
     assert head["test_used"].item() == "Fisher exact"
     assert head["p_value"].item() == pytest.approx(stats.fisher_exact([[27, 8], [3, 2]]).pvalue)
@@ -489,13 +501,13 @@ def test_performance_tables_one_row_per_task_model_split_from_metrics(tmp_path):
     both = pd.concat([small, synthetic_predictions(n_train=80, n_test=60, seed=9, task="burden",
                                                    signal={"clinical": 0.5, "combined": 1.0})])
     thr = {("metastasis", "clinical"): 0.4, ("metastasis", "combined"): 0.5, "clinical": 0.3, "combined": 0.35}
-    perf = plots.performance_tables(both, thr, tmp_path / "table3", n_boot=100, seed=1)
+    perf = performance_tables(both, thr, tmp_path / "table3", n_boot=100, seed=1)
     assert len(perf) == 2 * 2 * 2
     r = perf[(perf["task"] == "burden") & (perf["model"] == "combined") & (perf["split"] == "test")].iloc[0]
     d = both[(both["task"] == "burden") & (both["model"] == "combined") & (both["split"] == "test")]
     assert r["auc"] == pytest.approx(metrics.auc(d["y"], d["probability"]), abs=1e-12)
     assert r["threshold"] == 0.35  # task-specific key absent for burden -> model key
-    text = plots.format_performance(perf, tmp_path / "table3_text")
+    text = format_performance(perf, tmp_path / "table3_text")
     assert text.loc[0, "AUC (95% CI)"].startswith(f"{perf.loc[0, 'auc']:.3f} (")
     assert (tmp_path / "table3.tsv").exists() and (tmp_path / "table3_text.tsv").exists()
 
@@ -506,9 +518,9 @@ def test_same_inputs_give_byte_identical_png_pdf_and_tsv(tmp_path):
     digests = []
     for run in ("a", "b"):
         stem = tmp_path / run / "roc"
-        plots.roc_figure(small, stem, n_boot=50, seed=1)
-        t = plots.performance_tables(small, {"clinical": .4, "radiomics": .4, "combined": .4},
-                                     tmp_path / run / "t3", n_boot=50)
+        roc_figure(small, stem, n_boot=50, seed=1)
+        t = performance_tables(small, {"clinical": .4, "radiomics": .4, "combined": .4},
+                               tmp_path / run / "t3", n_boot=50)
         del t
         digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in
                         (stem.with_suffix(".png"), stem.with_suffix(".pdf"), tmp_path / run / "t3.tsv")])
@@ -516,26 +528,26 @@ def test_same_inputs_give_byte_identical_png_pdf_and_tsv(tmp_path):
 
 
 def test_save_figure_refuses_small_fonts_and_off_column_widths(tmp_path):
-    fig = plots._figure(plots.SINGLE, 50 * plots.MM)
+    fig = new_figure(SINGLE, 50 * MM)
     ax = fig.subplots()
     ax.text(0.5, 0.5, "tiny", fontsize=5)
     with pytest.raises(ValueError, match="below 7 pt"):
-        plots.save_figure(fig, tmp_path / "tiny")
-    wide = plots._figure(120 * plots.MM, 50 * plots.MM)
+        save_figure(fig, tmp_path / "tiny")
+    wide = new_figure(120 * MM, 50 * MM)
     wide.subplots()
     with pytest.raises(ValueError, match="120.0 mm"):
-        plots.save_figure(wide, tmp_path / "wide")
+        save_figure(wide, tmp_path / "wide")
 
 
 def test_bad_predictions_table_names_column_and_patient():
     bad = synthetic_predictions(n_train=5, n_test=5).drop(columns=["y"])
     with pytest.raises(UsradError, match="'y'"):
-        plots.check_predictions(bad)
+        check_predictions(bad)
     bad = synthetic_predictions(n_train=5, n_test=5)
     bad.loc[0, "probability"] = 1.5
     bad.loc[3, "split"] = "validation"
     with pytest.raises(UsradError) as exc:
-        plots.check_predictions(bad, file="predictions.tsv")
+        check_predictions(bad, file="predictions.tsv")
     msg = str(exc.value)
     assert "P0001" in msg and "'probability'" in msg and "'validation'" in msg and "predictions.tsv" in msg
 
@@ -549,27 +561,27 @@ def test_models_py_names_and_external_split_are_drawn_with_defaults(tmp_path):
     ext["image_id"] = "X" + ext["image_id"]
     p = pd.concat([p, ext], ignore_index=True)
     p["rad_score"] = np.where(p["model"] == "radscore", np.log(p["probability"] / (1 - p["probability"])), np.nan)
-    roc = plots.roc_figure(p, tmp_path / "roc3", splits=("train", "test", "external"), n_boot=100)
+    roc = roc_figure(p, tmp_path / "roc3", splits=("train", "test", "external"), n_boot=100)
     assert_figure_files(tmp_path / "roc3", 183)
     assert list(roc.drop_duplicates("model")["model"]) == ["clinical", "radscore", "nomogram", "combined"]
     assert list(roc.drop_duplicates("split")["split"]) == ["train", "test", "external"]
     d = _sel(p, "external", "nomogram")
     assert roc.set_index(["split", "model"]).loc[("external", "nomogram"), "auc"] == \
         pytest.approx(metrics.auc(d["y"], d["probability"]))
-    rs = plots.radscore_figure(p, tmp_path / "rs3", splits=("train", "test", "external"))
+    rs = radscore_figure(p, tmp_path / "rs3", splits=("train", "test", "external"))
     assert_figure_files(tmp_path / "rs3", 183)
     assert set(rs["split"]) == {"train", "test", "external"}
-    fo = plots.forest_figure(p, tmp_path / "forest3", splits=("train", "test", "external"), n_boot=100)
+    fo = forest_figure(p, tmp_path / "forest3", splits=("train", "test", "external"), n_boot=100)
     assert_figure_files(tmp_path / "forest3", 183)
     assert len(fo) == 3 * len(sig)
     with pytest.raises(UsradError, match="external"):
-        plots.flow_figure(p[p["model"] == "svm"], tmp_path / "flow")
+        flow_figure(p[p["model"] == "svm"], tmp_path / "flow")
 
 
 def test_attach_outcome_joins_on_image_and_task_and_names_unmatched_images():
     p = synthetic_predictions(n_train=10, n_test=5)
     outcomes = p.drop_duplicates(["task", "image_id"])[["task", "image_id", "y"]]
-    joined = plots.attach_outcome(p.drop(columns="y"), outcomes)
+    joined = attach_outcome(p.drop(columns="y"), outcomes)
     pd.testing.assert_series_equal(joined["y"].astype(int), p["y"].reset_index(drop=True), check_names=False)
     with pytest.raises(UsradError, match="P0003_0"):
-        plots.attach_outcome(p.drop(columns="y"), outcomes[outcomes["image_id"] != "P0003_0"])
+        attach_outcome(p.drop(columns="y"), outcomes[outcomes["image_id"] != "P0003_0"])

@@ -24,8 +24,8 @@ FAST = {"classifiers": ["lr", "nb"], "combined_classifiers": ["nb"], "lasso": {"
 def fitted_task(tmp_path_factory, small_features, default_config) -> dict:
     """Fit the metastasis task on the small session cohort once per session (shared with test_card.py through
     a folder under the session's base temp dir), with its performance table and model cards."""
-    from usrad import report
-    from usrad.card import write_task_cards
+    from usrad.reporting.card import write_task_cards
+    from usrad.reporting.evaluation import bundle_thresholds, read_bundles, task_performance
     from usrad.extract import feature_table_metadata, row_content
     from usrad.features import write_feature_table
     from usrad.models import fit_task, write_predictions
@@ -49,8 +49,8 @@ def fitted_task(tmp_path_factory, small_features, default_config) -> dict:
                     n_jobs=2, out_dir=task_dir, feature_meta=meta)
     write_predictions(pred, task_dir / "predictions.tsv")
     pred.to_parquet(info["memory"])
-    thr = report.bundle_thresholds(report.read_bundles(task_dir / "models"))
-    perf = report._performance(pred, thr, N_BOOT, cfg["seed"], 1)
+    thr = bundle_thresholds(read_bundles(task_dir / "models"))
+    perf = task_performance(pred, thr, N_BOOT, cfg["seed"], 1)
     (task_dir / "tables").mkdir(parents=True, exist_ok=True)
     perf.to_csv(task_dir / "tables" / "table3_performance.tsv", sep="\t", index=False)
     write_task_cards(task_dir, info["cards"], demo=True)
@@ -125,7 +125,7 @@ def test_extracting_three_new_patients_from_their_images_reproduces_the_training
     assert np.abs(got["rad_score"] - exp["rad_score"]).max() <= 1e-12
     # nomogram points: the total read off the scales gives back the model's probability
     from usrad.bundle import load_bundle
-    from usrad.card import nomogram_spec
+    from usrad.nomogram import nomogram_spec
 
     nomo = nomogram_spec(*load_bundle(fitted["task_dir"] / "models" / "nomogram"))["nomogram"]
     pts = [c for c in got.columns if c.startswith("points_")]

@@ -10,17 +10,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usrad import metrics, report
+from usrad import metrics
 from usrad.bundle import load_bundle
 from usrad.cohort import read_cohort_table, write_cohort_table
 from usrad.extract import provenance
+from usrad.errors import UsradError
 from usrad.features import write_feature_table
 from usrad.models import fit_task, read_predictions, write_predictions
+from usrad.reporting import summary
+from usrad.reporting.calibration import calibration_figure
+from usrad.reporting.cohort import cohort_report
+from usrad.reporting.evaluation import MAIN_MODELS, TASK_FIGURES, TASK_TABLES, best_classifier, bundle_thresholds, default_comparisons, evaluate_task, read_bundles, task_design, task_performance
+from usrad.reporting.nomogram_figure import nomogram_model
+from usrad.reporting.signature import lasso_tables
+from usrad.reporting.sources import Sources, fmt_value, numbers_in, resolve_source
+from usrad.reporting.style import fmt_p
+from usrad.reporting.summary import write_summary
+from usrad.reporting.tables import DELONG_COLUMNS, delong_table, format_delong
+from usrad.reporting.workflow import rulegraph_figure
 from usrad.split import make_split, write_split
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "metastasis"
-N_BOOT = 200  # the rule uses report.N_BOOT (2,000); fewer here to keep the test fast
+N_BOOT = 200  # the rule uses usrad.reporting.evaluation.N_BOOT (2,000); fewer here to keep the test fast
 FAST = {"classifiers": ["lr", "nb", "rf"], "combined_classifiers": ["lr"], "lasso": {"cv_folds": 5, "n_C": 12}}
 
 
@@ -42,12 +54,12 @@ def workdir(small_features, small_cohort, default_config, tmp_path_factory):
     pred = fit_task(table, cohort, split, task_cfg, cfg["modelling"], cfg["clinical"], seed=cfg["seed"], n_jobs=2,
                     out_dir=res / TASK)
     write_predictions(pred, res / TASK / "predictions.tsv")
-    out = report.evaluate_task(res / TASK, TASK, table, cohort, cfg, seed=cfg["seed"], n_boot=N_BOOT, n_jobs=2)
-    report.cohort_report(cohort, split, cfg, res / "report")
+    out = evaluate_task(res / TASK, TASK, table, cohort, cfg, seed=cfg["seed"], n_boot=N_BOOT, n_jobs=2)
+    cohort_report(cohort, split, cfg, res / "report")
     gt = small_cohort.parent / "ground_truth.tsv"
-    md, sources = report.write_summary(root, [TASK], res / "report" / "summary.md",
-                                       res / "report" / "summary_sources.tsv", out_html=res / "report" / "summary.html",
-                                       demo=True, ground_truth=gt)
+    md, sources = write_summary(root, [TASK], res / "report" / "summary.md",
+                                res / "report" / "summary_sources.tsv", out_html=res / "report" / "summary.html",
+                                demo=True, ground_truth=gt)
     return {"root": root, "res": res, "cfg": cfg, "out": out, "md": md, "sources": sources, "table": table,
             "cohort": cohort, "gt": gt}
 
@@ -56,13 +68,13 @@ def test_evaluate_task_writes_every_figure_as_png_and_pdf_at_journal_width(workd
     from PIL import Image
 
     fig_dir = workdir["res"] / TASK / "figures"
-    for stem in report.TASK_FIGURES:
+    for stem in TASK_FIGURES:
         png, pdf = fig_dir / f"{stem}.png", fig_dir / f"{stem}.pdf"
         assert png.stat().st_size > 5000, stem
         assert pdf.read_bytes()[:5] == b"%PDF-", stem
         width_px = Image.open(png).size[0]
         assert min(abs(width_px - 89 / 25.4 * 300), abs(width_px - 183 / 25.4 * 300)) < 3, (stem, width_px)
-    for name in report.TASK_TABLES:
+    for name in TASK_TABLES:
         assert (workdir["res"] / TASK / "tables" / f"{name}.tsv").stat().st_size > 0, name
 
 
@@ -82,8 +94,8 @@ def test_table3_has_one_row_per_model_and_split_with_the_auc_of_the_predictions(
         assert row["n"] == len(d)
         assert row["auc_boot_low"] <= row["auc"] <= row["auc_boot_high"]
     # thresholds are the bundles' (fixed on training data), not re-chosen on the evaluated split
-    bundles = report.read_bundles(res / TASK / "models")
-    for m, thr in report.bundle_thresholds(bundles).items():
+    bundles = read_bundles(res / TASK / "models")
+    for m, thr in bundle_thresholds(bundles).items():
         assert np.allclose(perf.loc[perf.model == m, "threshold"], thr)
     formatted = pd.read_csv(res / TASK / "tables" / "table3_performance_formatted.tsv", sep="\t")
     assert len(formatted) == len(perf)
@@ -92,13 +104,13 @@ def test_table3_has_one_row_per_model_and_split_with_the_auc_of_the_predictions(
 def test_nomogram_in_raw_units_reproduces_the_bundle_probability(workdir):
     res = workdir["res"]
     pipe, _ = load_bundle(res / TASK / "models" / "nomogram")
-    bundles = report.read_bundles(res / TASK / "models")
+    bundles = read_bundles(res / TASK / "models")
     pred = read_predictions(res / TASK / "predictions.tsv")
     rows = pred[(pred.model == "nomogram") & (pred.split.isin(["train", "test"]))]
-    X = report.task_design(workdir["table"], workdir["cohort"], rows["image_id"], bundles,
-                           workdir["cfg"]["clinical"]["predictors"])
+    X = task_design(workdir["table"], workdir["cohort"], rows["image_id"], bundles,
+                    workdir["cfg"]["clinical"]["predictors"])
     train = X.index.get_level_values("image_id").isin(rows.loc[rows.split == "train", "image_id"])
-    nm = report.nomogram_model(pipe, X[train])
+    nm = nomogram_model(pipe, X[train])
     assert nm.variables[0].name == "rad_score"
     pick = np.r_[np.flatnonzero(train)[:4], np.flatnonzero(~train)[:4]]
     ours = nm.probability(X.iloc[pick])
@@ -126,7 +138,7 @@ def test_delong_table_gives_p_one_for_a_model_against_itself_and_matches_metrics
     good = 1 / (1 + np.exp(-(2.5 * y + rng.normal(size=100))))
     weak = rng.random(100)
     pred = _preds(y, {"combined": good, "clinical": weak})
-    tab = report.delong_table(pred, [("combined", "combined"), ("combined", "clinical")])
+    tab = delong_table(pred, [("combined", "combined"), ("combined", "clinical")])
     self_row = tab[(tab.model_1 == "combined") & (tab.model_2 == "combined")].iloc[0]
     assert self_row["p_value"] == 1.0 and self_row["diff"] == 0.0
     other = tab[tab.model_2 == "clinical"].iloc[0]
@@ -139,8 +151,8 @@ def test_delong_table_refuses_models_scored_on_different_images():
     y = np.r_[np.zeros(10, int), np.ones(10, int)]
     pred = _preds(y, {"combined": np.linspace(0, 1, 20), "clinical": np.linspace(1, 0, 20)})
     pred = pred[~((pred.model == "clinical") & (pred.image_id == "P3"))]
-    with pytest.raises(report.UsradError, match="Cannot compare"):
-        report.delong_table(pred, [("combined", "clinical")])
+    with pytest.raises(UsradError, match="Cannot compare"):
+        delong_table(pred, [("combined", "clinical")])
 
 
 def test_delong_table_of_the_task_compares_combined_and_best_classifier(workdir):
@@ -152,8 +164,8 @@ def test_delong_table_of_the_task_compares_combined_and_best_classifier(workdir)
 
 
 def _unsourced(md: str, sources: pd.DataFrame) -> set[str]:
-    allowed = {n for t in sources["text"] for n in report.numbers_in(str(t))}
-    return set(report.numbers_in(md)) - allowed
+    allowed = {n for t in sources["text"] for n in numbers_in(str(t))}
+    return set(numbers_in(md)) - allowed
 
 
 def test_every_number_in_the_summary_is_read_from_a_results_file(workdir):
@@ -166,7 +178,7 @@ def test_every_number_in_the_summary_is_read_from_a_results_file(workdir):
     assert _unsourced(md + "\nAUC 0.987 on new data.\n", sources) == {"0.987"}
     for r in sources.itertuples():
         assert (root / r.file).exists() and r.file.startswith("results/"), r.file
-        assert report._fmt(report.resolve_source(root, r.file, r.locator), r.format) == r.text, r.key
+        assert fmt_value(resolve_source(root, r.file, r.locator), r.format) == r.text, r.key
         assert r.text in md, r.key
     # spot check against the file directly: the combined model's test AUC
     perf = pd.read_csv(root / f"results/{TASK}/tables/table3_performance.tsv", sep="\t")
@@ -205,7 +217,7 @@ def test_lasso_tables_convert_log_loss_to_deviance_and_flag_the_chosen_penalty()
     lp = pd.DataFrame({"C": [0.1, 0.1, 1.0, 1.0], "feature": ["a", "b", "a", "b"], "coef": [0.0, 0.2, 0.5, -0.3],
                        "cv_mean_score": [-0.6, -0.6, -0.5, -0.5], "cv_se": [0.01, 0.01, 0.02, 0.02],
                        "chosen": [False, False, True, True]})
-    cv, path, sel = report.lasso_tables(lp)
+    cv, path, sel = lasso_tables(lp)
     assert cv["mean_deviance"].tolist() == pytest.approx([1.2, 1.0])
     assert cv["sd"].tolist() == pytest.approx([0.02, 0.04])
     assert cv["n_features"].tolist() == [1, 2] and sel == 1.0
@@ -223,7 +235,7 @@ def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path):
         3 -> 2
         3 -> 0
     }"""
-    layers = report.rulegraph_figure(dot, tmp_path / "wf").set_index("rule")["layer"].to_dict()
+    layers = rulegraph_figure(dot, tmp_path / "wf").set_index("rule")["layer"].to_dict()
     assert layers == {"split": 0, "fit_task": 1, "evaluate_task": 2, "paper": 3}
     assert (tmp_path / "wf.png").exists() and (tmp_path / "wf.pdf").exists()
 
@@ -233,16 +245,16 @@ def test_performance_in_parallel_equals_serial():
     y = np.r_[np.zeros(40, int), np.ones(30, int)]
     pred = _preds(y, {m: rng.random(70) * 0.5 + 0.5 * y * rng.random(70) for m in ("clinical", "radscore", "lr")})
     thr = {"clinical": 0.4, "radscore": 0.5, "lr": 0.3}
-    a = report._performance(pred, thr, 100, 5, 1)
-    b = report._performance(pred, thr, 100, 5, 2)
+    a = task_performance(pred, thr, 100, 5, 1)
+    b = task_performance(pred, thr, 100, 5, 2)
     pd.testing.assert_frame_equal(a.sort_values(["model", "split"]).reset_index(drop=True),
                                   b.sort_values(["model", "split"]).reset_index(drop=True))
 
 
 def test_best_classifier_is_the_highest_cv_auc_among_classifiers():
     bundles = {"radscore": {"cv_auc": 0.99}, "lr": {"cv_auc": 0.8}, "rf": {"cv_auc": 0.85}, "nb": {"cv_auc": 0.85}}
-    assert report.best_classifier(bundles) == "rf"  # radscore is not a classifier; ties: CLASSIFIERS order
-    assert list(itertools.islice(report.default_comparisons(["combined", "clinical", "radscore", "rf", "lr"], "rf"), 2)) \
+    assert best_classifier(bundles) == "rf"  # radscore is not a classifier; ties: CLASSIFIERS order
+    assert list(itertools.islice(default_comparisons(["combined", "clinical", "radscore", "rf", "lr"], "rf"), 2)) \
         == [("combined", "clinical"), ("combined", "radscore")]
 
 
@@ -250,8 +262,8 @@ def test_best_classifier_is_the_one_the_fit_chose_when_it_chose_a_classifier():
     """fit_task's choice (1-SE rule on nested CV AUCs) wins over the highest mean; radscore chosen: highest."""
     chose = lambda m: {"radscore": {"cv_auc": 0.8, "radiomics_best_model": m}, "lr": {"cv_auc": 0.81,
                        "radiomics_best_model": m}, "rf": {"cv_auc": 0.83, "radiomics_best_model": m}}  # noqa: E731
-    assert report.best_classifier(chose("lr")) == "lr"
-    assert report.best_classifier(chose("radscore")) == "rf"
+    assert best_classifier(chose("lr")) == "lr"
+    assert best_classifier(chose("radscore")) == "rf"
 
 
 def _twin_preds(n_patients: int = 120, seed: int = 3, split: str = "test") -> tuple[pd.DataFrame, np.ndarray]:
@@ -272,8 +284,8 @@ def _twin_preds(n_patients: int = 120, seed: int = 3, split: str = "test") -> tu
 
 def test_delong_table_ci_is_the_patient_level_one_with_two_near_identical_images_per_patient():
     pred, _ = _twin_preds()
-    tab = report.delong_table(pred, [("combined", "clinical"), ("nomogram", "clinical")])
-    assert list(tab.columns) == list(report.DELONG_COLUMNS)
+    tab = delong_table(pred, [("combined", "clinical"), ("nomogram", "clinical")])
+    assert list(tab.columns) == list(DELONG_COLUMNS)
     for _, row in tab.iterrows():
         wide = pred.pivot_table(index=["patient_id", "image_id", "y"], columns="model", values="probability")
         y = wide.index.get_level_values("y").to_numpy()
@@ -290,25 +302,25 @@ def test_delong_table_ci_is_the_patient_level_one_with_two_near_identical_images
 
 def test_delong_formatted_table_puts_the_difference_and_its_ci_next_to_p():
     pred, _ = _twin_preds()
-    tab = report.delong_table(pred, [("combined", "clinical")])
-    text = report.format_delong(tab)
+    tab = delong_table(pred, [("combined", "clinical")])
+    text = format_delong(tab)
     r, t = tab.iloc[0], text.iloc[0]
     assert list(text.columns)[-3:] == ["AUC difference (95% CI)", "P", "Method"]
     assert t["Comparison"] == "Combined vs Clinical" and t["Patients (images)"] == "120 (240)"
     assert t["AUC difference (95% CI)"] == (f"{r['diff']:.3f} ({r['diff_low']:.3f} to {r['diff_high']:.3f})"
                                             .replace("-", "−"))
-    assert t["P"] == report.plots._fmt_p(r["p_value"])
+    assert t["P"] == fmt_p(r["p_value"])
 
 
 def test_default_comparisons_are_those_whose_models_exist_radiomics_only_has_classifiers_only():
-    full = report.default_comparisons(["clinical", "radscore", "nomogram", "combined", "lr", "nb"], "lr")
+    full = default_comparisons(["clinical", "radscore", "nomogram", "combined", "lr", "nb"], "lr")
     assert full[:5] == [("combined", "clinical"), ("combined", "radscore"), ("nomogram", "clinical"),
                         ("combined", "nomogram"), ("nomogram", "radscore")]
-    assert report.default_comparisons(["radscore", "lr", "nb"], "nb") == [("nb", "lr")]
+    assert default_comparisons(["radscore", "lr", "nb"], "nb") == [("nb", "lr")]
     pred, _ = _twin_preds()
     only = pred[pred["model"] == "radscore"]
     only = pd.concat([only, only.assign(model="lr"), only.assign(model="nb", probability=1 - only["probability"])])
-    tab = report.delong_table(only, report.default_comparisons(["radscore", "lr", "nb"], "nb"))
+    tab = delong_table(only, default_comparisons(["radscore", "lr", "nb"], "nb"))
     assert list(zip(tab.model_1, tab.model_2)) == [("nb", "lr")] and tab["diff"].iloc[0] < 0
 
 
@@ -317,7 +329,6 @@ def _no_statistics(*args, **kwargs):
 
 
 def test_calibration_tables_of_the_task_equal_table3_and_the_figure_is_drawn_from_them(workdir, monkeypatch, tmp_path):
-    from usrad import plots
     from usrad.tables import read_table
 
     tabs = workdir["res"] / TASK / "tables"
@@ -342,11 +353,11 @@ def test_calibration_tables_of_the_task_equal_table3_and_the_figure_is_drawn_fro
     for name in ("calibration_intercept_slope", "smoothed_calibration", "hosmer_lemeshow", "brier_score",
                  "reliability_curve", "wilson_ci", "design_effect"):
         monkeypatch.setattr(metrics, name, _no_statistics)
-    data = plots.calibration_figure(cal, curve, pred, tmp_path / "again", task=TASK,
-                                    models=[m for m in report.MAIN_MODELS if m in set(cal.model)],
-                                    splits=["train", "test"])
+    data = calibration_figure(cal, curve, pred, tmp_path / "again", task=TASK,
+                              models=[m for m in MAIN_MODELS if m in set(cal.model)],
+                              splits=["train", "test"])
     assert (tmp_path / "again.png").read_bytes() == (workdir["res"] / TASK / "figures" / "calibration.png").read_bytes()
-    assert set(data["model"]) == set(report.MAIN_MODELS)
+    assert set(data["model"]) == set(MAIN_MODELS)
 
 
 def test_summary_reports_the_patient_level_difference_ci_and_calibration_cis(workdir):
@@ -371,12 +382,12 @@ def test_summary_lines_of_the_internal_validation_come_from_its_table(tmp_path):
             for k, a, o in (("auc", base, 0.0312), ("calibration_slope", 1.0, 0.1875), ("calibration_intercept", 0, 0),
                             ("brier", 0.2, -0.01))]
     (tmp_path / "results" / "metastasis" / "tables").mkdir(parents=True)
-    src = report._Sources(tmp_path)
-    assert report._internal_validation_lines(tmp_path, src, "results", "metastasis") == []
+    src = Sources(tmp_path)
+    assert summary._internal_validation_lines(tmp_path, src, "results", "metastasis") == []
     write_validation(pd.DataFrame(rows, columns=COLUMNS), tmp_path / "results/metastasis/tables/internal_validation.tsv",
                      tmp_path / "results/metastasis/tables/internal_validation.md")
-    text = "\n".join(report._internal_validation_lines(tmp_path, src, "results", "metastasis"))
+    text = "\n".join(summary._internal_validation_lines(tmp_path, src, "results", "metastasis"))
     assert "10 resamples" in text
     assert "| 0.900 | 0.031 | 0.869 | 1.000 | 0.812 |" in text  # nomogram: AUC apparent/optimism/corrected, slope
     recorded = set(src.table()["text"])
-    assert set(report.numbers_in(text)) <= recorded
+    assert set(numbers_in(text)) <= recorded

@@ -38,6 +38,7 @@ from sklearn.pipeline import Pipeline
 
 from .atomic import atomic_path
 from .errors import Problem, UsradError
+from .nomogram import nomogram_spec
 from .tables import read_table
 
 
@@ -418,8 +419,6 @@ def nomogram_points(pipeline, meta: dict, X: pd.DataFrame) -> pd.DataFrame | Non
     """``points_<variable>`` and ``total_points`` of each row on the nomogram scales (nomogram bundles only)."""
     if meta.get("model") != "nomogram" or "nomogram_inputs" not in meta:
         return None
-    from .card import nomogram_spec
-
     spec = nomogram_spec(pipeline, meta)
     nomo = spec["nomogram"]
     values = spec["values"](X)

@@ -7,7 +7,7 @@ from usrad.config import task_by_name
 from usrad.errors import rule_errors
 from usrad.features import read_feature_table
 from usrad.models import feature_class_ablation
-from usrad.plots import ablation_figure
+from usrad.reporting.discrimination import ablation_figure
 from usrad.split import read_split
 
 smk = snakemake  # noqa: F821 (injected by the script directive)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from usrad.cohort import read_cohort_table
 from usrad.errors import rule_errors
-from usrad.report import cohort_report
+from usrad.reporting.cohort import cohort_report
 from usrad.split import read_split
 
 smk = snakemake  # noqa: F821 (injected by the script directive)

@@ -4,7 +4,7 @@ import logging
 from usrad.cohort import read_cohort_table
 from usrad.errors import rule_errors
 from usrad.features import read_feature_table
-from usrad.report import evaluate_task
+from usrad.reporting.evaluation import evaluate_task
 
 smk = snakemake  # noqa: F821 (injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -3,7 +3,7 @@ config has clinical predictors (a radiomics-only run has no nomogram model)."""
 import logging
 from pathlib import Path
 
-from usrad.card import write_task_cards
+from usrad.reporting.card import write_task_cards
 from usrad.errors import rule_errors
 
 smk = snakemake  # noqa: F821 (injected by the script directive)

@@ -2,7 +2,7 @@
 import logging
 
 from usrad.errors import rule_errors
-from usrad.report import write_summary
+from usrad.reporting.summary import write_summary
 
 smk = snakemake  # noqa: F821 (injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

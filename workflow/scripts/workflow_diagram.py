@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from usrad.errors import Problem, UsradError, rule_errors
-from usrad.report import canonical_rulegraph, rulegraph_figure
+from usrad.reporting.workflow import canonical_rulegraph, rulegraph_figure
 
 smk = snakemake  # noqa: F821 (injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -1,0 +1,133 @@
+"""The result tables: Table 2 (odds ratios of the clinical predictors, :func:`table2`), Table 3
+(performance with patient-level CIs, :func:`performance_tables`, and its paper text :func:`format_performance`)
+and the DeLong comparisons (:func:`delong_table`, :func:`format_delong`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics
+from ..errors import Problem, UsradError
+from .predictions import check_predictions, models_present, select_rows, task_of, threshold_of
+from .style import ALL_SPLITS, LABEL, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
+
+
+def performance_tables(predictions: pd.DataFrame, thresholds: Mapping, stem=None, n_boot: int = 2000,
+                       seed: int = 0) -> pd.DataFrame:
+    """One row per (task, model, split present: cv, train, test, external) from :func:`usrad.metrics.performance_table`
+    at each model's fixed training threshold, with ``groups`` = ``patient_id`` (every interval patient-level: patient
+    bootstrap for AUC and F1, clustered DeLong, design-effect Wilson, cluster-robust calibration CIs) and
+    ``validation`` = split is not ``train`` (Hosmer–Lemeshow df = g on cv/test/external, g − 2 on the apparent
+    training predictions). Writes
+    ``<stem>.tsv`` (all numbers) when ``stem`` is given; :func:`format_performance` makes the
+    paper-ready text version."""
+    pred = check_predictions(predictions)
+    rows = []
+    for task in sorted(pred["task"].unique()):
+        for model in models_present(pred, task, None):
+            t = threshold_of(thresholds, task, model)
+            for split in ALL_SPLITS:
+                d = select_rows(pred, task, split, model)
+                if d.empty:
+                    continue
+                row = metrics.performance_table(d[LABEL].to_numpy(), d["probability"].to_numpy(), t,
+                                                groups=d["patient_id"].to_numpy(), n_boot=n_boot, seed=seed,
+                                                validation=split != "train")
+                rows.append({"task": task, "model": model, "split": split, **row})
+    out = pd.DataFrame(rows)
+    if stem is not None:
+        write_table(out, stem)
+    return out
+
+
+def format_performance(perf: pd.DataFrame, stem=None, digits: int = 3) -> pd.DataFrame:
+    """Paper Table 3 text: ``AUC (95% CI)``, sensitivity, specificity, accuracy, PPV, NPV, F1 with CIs."""
+    cols = [("AUC (95% CI)", "auc", "auc_boot_low", "auc_boot_high")] + [
+        (f"{m.upper() if m in ('ppv', 'npv') else m.capitalize()} (95% CI)", m, f"{m}_low", f"{m}_high")
+        for m in ("sensitivity", "specificity", "accuracy", "ppv", "npv", "f1")]
+    out = perf[["task", "model", "split"]].copy()
+    out["model"] = out["model"].map(model_label)
+    for title, e, lo, hi in cols:
+        out[title] = [fmt_ci(a, b, c, digits) for a, b, c in zip(perf[e], perf[lo], perf[hi])]
+    out["Brier"] = perf["brier"].map(lambda v: f"{v:.{digits}f}")
+    out["Threshold"] = perf["threshold"].map(lambda v: f"{v:.{digits}f}")
+    if stem is not None:
+        write_table(out, stem)
+    return out
+
+
+#: Columns of the DeLong table (:func:`delong_table`): the AUC difference with its CI next to the p-value.
+DELONG_COLUMNS = ("task", "split", "model_1", "model_2", "n", "n_patients", "auc_1", "auc_2", "diff", "diff_low",
+                  "diff_high", "p_value", "z", "method")
+
+
+def delong_table(predictions: pd.DataFrame, pairs: Sequence[tuple[str, str]], splits: Sequence[str] = ("test",),
+                 task: str | None = None) -> pd.DataFrame:
+    """Paired comparison of AUCs (:func:`usrad.metrics.delong_test`) for each pair of models on the same images.
+
+    One row per (split, pair), :data:`DELONG_COLUMNS`: ``diff`` = AUC of ``model_1`` − AUC of ``model_2`` with
+    its 95% CI (``diff_low``, ``diff_high``) and the two-sided p-value. Patient-level: ``groups`` = ``patient_id``,
+    so with several images per patient the variance is the clustered one of Obuchowski (1997) (``method``); with
+    one image per patient it is DeLong's. Images are matched on ``image_id``; a pair whose models do not cover the
+    same images is an error.
+    """
+    pred = check_predictions(predictions)
+    task = task_of(pred, task)
+    rows = []
+    for split in splits:
+        sub = pred[(pred["task"] == task) & (pred["split"] == split)]
+        if sub.empty:
+            continue
+        wide = sub.pivot_table(index=["patient_id", "image_id", LABEL], columns="model", values="probability",
+                               aggfunc="first").sort_index()
+        y = wide.index.get_level_values(LABEL).to_numpy()
+        patients = wide.index.get_level_values("patient_id").to_numpy()
+        for a, b in pairs:
+            missing = [m for m in (a, b) if m not in wide.columns]
+            if missing:
+                raise UsradError("Cannot compare models", [Problem(f"model {m!r} has no {split} predictions",
+                                                                   column="model") for m in missing])
+            pa, pb = wide[a], wide[b]
+            if pa.isna().any() or pb.isna().any():
+                raise UsradError("Cannot compare models", [Problem(
+                    f"models {a!r} and {b!r} do not cover the same {split} images", column="model")])
+            r = metrics.delong_test(y, pa.to_numpy(), pb.to_numpy(), groups=patients)
+            rows.append({"task": task, "split": split, "model_1": a, "model_2": b, "n": len(wide),
+                         "n_patients": len(np.unique(patients)), "auc_1": r["auc1"], "auc_2": r["auc2"],
+                         "diff": r["diff"], "diff_low": r["diff_low"], "diff_high": r["diff_high"],
+                         "p_value": r["p_value"], "z": r["z"], "method": r["method"]})
+    return pd.DataFrame(rows, columns=list(DELONG_COLUMNS))
+
+
+def format_delong(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The DeLong table as text for the report: ``Split, Comparison, Patients (images), AUC 1, AUC 2, AUC
+    difference (95% CI), P, Method`` (typographic minus; P < 0.001 below that)."""
+    def num(v):
+        return fmt_num(v, digits)
+    return pd.DataFrame({
+        "Split": table["split"].map(lambda s: SPLIT_TITLES.get(s, s)),
+        "Comparison": [f"{model_label(a)} vs {model_label(b)}"
+                       for a, b in zip(table["model_1"], table["model_2"])],
+        "Patients (images)": [f"{int(p)} ({int(n)})" for p, n in zip(table["n_patients"], table["n"])],
+        "AUC 1": table["auc_1"].map(num), "AUC 2": table["auc_2"].map(num),
+        "AUC difference (95% CI)": [f"{num(d)} ({num(lo)} to {num(hi)})"
+                                    for d, lo, hi in zip(table["diff"], table["diff_low"], table["diff_high"])],
+        "P": table["p_value"].map(fmt_p), "Method": table["method"].astype(str)})
+
+
+def table2(univariable: pd.DataFrame, multivariable: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Univariable and multivariable odds ratios side by side: ``variable, term, univariable OR (95% CI),
+    univariable p, multivariable OR (95% CI), multivariable p`` (text), one row per term."""
+    def fmt(df):
+        or_ci = [("NA" if not np.isfinite(o) else f"{o:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})")
+                 for o, lo, hi in zip(df["OR"], df["ci_low"], df["ci_high"])]
+        return pd.DataFrame({"term": df["term"].astype(str), "or": or_ci,
+                             "p": [fmt_p(v) for v in df["p_variable"]]})
+    uni = fmt(univariable).rename(columns={"or": "univariable OR (95% CI)", "p": "univariable p"})
+    uni.insert(0, "variable", univariable["variable"].astype(str).to_numpy())
+    multi = fmt(multivariable).rename(columns={"or": "multivariable OR (95% CI)", "p": "multivariable p"})
+    out = uni.merge(multi, on="term", how="left")
+    return out.fillna({"multivariable OR (95% CI)": "", "multivariable p": ""})
