@@ -33,5 +33,6 @@ def test_workflow_catalog_files_are_present():
     readme = (REPO / "config" / "README.md").read_text()
     for key in ("cohort.manifest", "tasks", "modelling", "--config cohort='{simulate: {n_patients: 160}}'"):
         assert key in readme, key
-    for path in ("Snakefile", "rules", "envs", "workflow/scripts", "config/config.yaml", "config/schema.yaml"):
+    for path in ("Snakefile", "rules", "envs", "workflow/scripts", "config/config.yaml",
+                 "src/usrad/schemas/config.schema.yaml"):
         assert (REPO / path).exists(), path
