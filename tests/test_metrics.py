@@ -15,6 +15,8 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.proportion import proportion_confint
 
 from usrad import metrics as M
+from usrad.metrics import bootstrap as MB
+from usrad.metrics import discrimination as MD
 from usrad.errors import UsradError
 
 REF = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-stats"
@@ -101,6 +103,11 @@ def test_delong_one_sided_p_values_equal_pROC(asah):
     assert less["p_value"] == pytest.approx(0.986412108885406, abs=1e-9)
 
 
+def test_delong_test_refuses_an_unknown_alternative():
+    with pytest.raises(UsradError, match="alternative must be 'two-sided', 'greater' or 'less', got 'bigger'"):
+        M.delong_test([0, 1, 0, 1], [0.1, 0.4, 0.35, 0.8], [0.2, 0.3, 0.1, 0.5], alternative="bigger")
+
+
 def test_delong_test_of_a_model_against_itself_gives_z0_p1(asah):
     r = M.delong_test(asah.y, asah.wfns, asah.wfns)
     assert (r["z"], r["p_value"], r["diff"]) == (0.0, 1.0, 0.0)
@@ -165,8 +172,8 @@ def test_permuted_labels_give_auc_near_one_half():
 
 def _loop_reference(y, p, groups, n_boot, seed):
     """Slow reference: rebuild each resampled data set from the same draws and call sklearn."""
-    unit_of_image, stratum = M._bootstrap_units(y, groups)
-    draws = M._draw_units(stratum, n_boot, seed)
+    unit_of_image, stratum = MB.bootstrap_units(y, groups)
+    draws = MB.draw_units(stratum, n_boot, seed)
     images_of_unit = [np.flatnonzero(unit_of_image == u) for u in range(len(stratum))]
     out = []
     for row in draws:
@@ -184,12 +191,12 @@ def test_vectorised_bootstrap_equals_a_loop_over_the_same_resamples(grouped, mon
     p = np.round(rng.random(len(pat)) + 0.4 * y, 1)                  # rounded: many ties
     groups = np.array([f"P{i:03d}" for i in pat]) if grouped else None
     draws, slow = _loop_reference(y, p, groups, n_boot=60, seed=11)
-    unit_of_image, stratum = M._bootstrap_units(y, groups)
-    fast = M._weighted_auc(y, p, M._unit_counts(draws, len(stratum))[:, unit_of_image])
+    unit_of_image, stratum = MB.bootstrap_units(y, groups)
+    fast = MD.weighted_auc(y, p, MB.unit_counts(draws, len(stratum))[:, unit_of_image])
     np.testing.assert_allclose(fast, slow, atol=1e-12)
-    monkeypatch.setattr(M, "_BLOCK_CELLS", 7 * len(np.unique(p)))  # memory blocks of 7 resamples: same values
-    w = M._unit_counts(draws, len(stratum))[:, unit_of_image]
-    np.testing.assert_array_equal(M._weighted_auc(y, p, w), fast)
+    monkeypatch.setattr(MD, "BLOCK_CELLS", 7 * len(np.unique(p)))  # memory blocks of 7 resamples: same values
+    w = MB.unit_counts(draws, len(stratum))[:, unit_of_image]
+    np.testing.assert_array_equal(MD.weighted_auc(y, p, w), fast)
     b = M.bootstrap_auc(y, p, groups=groups, n_boot=60, seed=11)  # the public function uses the same draws
     assert (b["low"], b["high"]) == pytest.approx(tuple(np.quantile(slow, [0.025, 0.975])), abs=1e-12)
 

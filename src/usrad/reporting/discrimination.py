@@ -68,9 +68,9 @@ def roc_band(y, p, groups=None, n_boot: int = 2000, seed: int = 0, level: float 
     patient when ``groups`` is given), so band and AUC interval come from the same draws.
     Returns ``fpr, tpr_low, tpr_high`` on ``grid``.
     """
-    y, p = metrics._check_yp(y, p)
-    g = metrics._check_groups(groups, len(y))
-    w = metrics._image_weights(y, g, n_boot, seed)
+    y, p = metrics.check_yp(y, p)
+    g = metrics.check_groups(groups, len(y))
+    w = metrics.image_weights(y, g, n_boot, seed)
     fpr, tpr = _roc_points(y, p, w)
     ok = np.isfinite(tpr[:, -1]) & np.isfinite(fpr[:, -1])
     on_grid = _tpr_on_grid(fpr[ok], tpr[ok], grid)

@@ -123,7 +123,7 @@ def evaluation_settings(cfg: Mapping, n_boot: int, seed: int, bundles: Mapping[s
         "n_boot": n_boot, "ci_level": LEVEL, "seed": seed, "bootstrap_unit": "patient (stratified)",
         "inference_unit": "patient",
         "auc_ci": "patient bootstrap percentile (auc_boot_low/high); clustered DeLong (auc_delong_low/high)",
-        "auc_comparison": metrics._delong_method("patient_id"),
+        "auc_comparison": metrics.delong_method("patient_id"),
         "proportion_ci": "Wilson, design effect (patients)",
         "calibration_ci": "cluster-robust (patients), t with patients - 1 df",
         "hosmer_lemeshow_groups": HL_GROUPS,
