@@ -148,10 +148,11 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_extract(args) -> int:
-    from .cohort import _params_file, load_cohort
+    from .cohort import load_cohort
     from .config import load_config
     from .extract import CacheWarning, extract_cohort, feature_table_metadata
     from .features import write_feature_table
+    from .manifest.images import params_file
 
     config = _config_path(args)
     problems = input_file(args.manifest, "MANIFEST") + (input_file(config, "--config") if config else [])
@@ -162,7 +163,7 @@ def _cmd_extract(args) -> int:
     problems += output_file(args.out, "--out", inputs=(args.manifest, config, args.params))
     _refuse("extract", problems)
     cfg = load_config(config) if config else validate_config({}, source="(defaults)")
-    params = Path(args.params) if args.params else _params_file(cfg["radiomics_params"])
+    params = Path(args.params) if args.params else params_file(cfg["radiomics_params"])
     _refuse("extract", input_file(params, "--params (or config key radiomics_params)"))
     # extraction reads images and masks only: no clinical or outcome column is required or checked; the ROI
     # limits checked are those of the params actually used

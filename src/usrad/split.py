@@ -28,13 +28,14 @@ from sklearn.model_selection import train_test_split
 from .atomic import write_tsv
 from .errors import Problem, UsradError
 from .tables import parse_number, read_table
+from .tasks import MIN_PATIENTS_PER_CLASS, class_problems
 
 SPLIT_VALUES = ("train", "test", "external")
 
 
 def task_labels(cohort: pd.DataFrame, task: dict) -> pd.Series:
-    """0/1 label per row of ``cohort`` (NaN outside the task's subset); wraps :func:`usrad.cohort.task_labels`."""
-    from .cohort import task_labels as _labels
+    """0/1 label per row of ``cohort`` (NaN outside the task's subset); wraps :func:`usrad.tasks.task_labels`."""
+    from .tasks import task_labels as _labels
 
     return _labels(cohort, task).reindex(cohort.index).astype(float)
 
@@ -234,6 +235,15 @@ def training_patients_per_class(cfg: dict) -> int:
     return need
 
 
+def min_patients_per_class(cfg: dict) -> int:
+    """Patients needed per class (in the part of the cohort that is split into training and test):
+    MIN_PATIENTS_PER_CLASS, or more when the training part (1 - split.test_size of them) must hold
+    :func:`training_patients_per_class` (modelling.cv_folds; an SVM's Platt scaling)."""
+    test_size = (cfg.get("split") or {}).get("test_size", 0.25)
+    share = max(1e-9, 1 - test_size)
+    return max(MIN_PATIENTS_PER_CLASS, math.ceil(round(training_patients_per_class(cfg) / share, 9)))  # 7/0.1 is 70
+
+
 def split_problems(cohort: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame | None, list[Problem]]:
     """The split rule ``split`` will make from ``cohort`` and ``cfg`` (same seed, same function) and every
     problem of it: a split that cannot be made, or a task whose classes are too small in one part
@@ -262,11 +272,9 @@ def _part_counts(cohort: pd.DataFrame, split: pd.DataFrame, task: dict) -> tuple
 
 def part_class_problems(cohort: pd.DataFrame, split: pd.DataFrame, task: dict, cfg: dict) -> list[Problem]:
     """Class counts of one task in each part of ``split``: the development part (everything but the
-    external set) needs ``usrad.cohort.min_patients_per_class`` patients per class, the training set
+    external set) needs :func:`min_patients_per_class` patients per class, the training set
     :func:`training_patients_per_class`, and the test and external sets both classes (else their AUC is
     undefined)."""
-    from .cohort import _class_problems, min_patients_per_class
-
     sp = cfg.get("split") or {}
     by, test_size = sp.get("by_column"), sp.get("test_size", 0.25)
     per_patient, part, labels = _part_counts(cohort, split, task)
@@ -274,7 +282,7 @@ def part_class_problems(cohort: pd.DataFrame, split: pd.DataFrame, task: dict, c
     if by is not None:
         dev_rows = labels[cohort.loc[labels.index, "patient_id"].astype(str).map(part).ne("external").to_numpy()]
         where = f"the development part (rows whose {by} is not in key 'split.external_values')"
-        problems += _class_problems(cohort, dev_rows, task, None, min_patients_per_class(cfg), part=where)
+        problems += class_problems(cohort, dev_rows, task, None, min_patients_per_class(cfg), part=where)
         if problems:
             return problems
 
