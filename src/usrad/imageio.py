@@ -75,7 +75,7 @@ from .tables import parse_number
 if TYPE_CHECKING:
     import SimpleITK as sitk
 # SimpleITK is imported inside the functions that read images: it maps ~90 MiB, and the modelling and
-# evaluation jobs import this module (through usrad.cohort) only to read tables.
+# evaluation jobs import this module (through usrad.manifest, via usrad.cohort) only to read tables.
 
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 ITK_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")

@@ -1138,7 +1138,7 @@ def _write_outputs(t: SimpleNamespace, models: dict, thresholds: dict, radiomics
         meta = dict(common, model=name, kind=m["kind"], classifier=m["classifier"], hyperparameters=m["params"],
                     cv_auc=_finite(m["cv_auc"]), threshold=thresholds[name], input_columns=list(map(str, d.X.columns)),
                     **extra)
-        if name == "nomogram":  # training ranges of its inputs: the nomogram scales (usrad.card, usrad.predict)
+        if name == "nomogram":  # training ranges of its inputs: the nomogram scales (usrad.nomogram, usrad.predict)
             meta["nomogram_inputs"] = nomogram_inputs(m["pipeline"], d.Xtr)
         save_bundle(m["pipeline"], out / "models" / name, meta)
 
