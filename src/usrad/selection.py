@@ -152,10 +152,12 @@ class _Selector(SelectorMixin, BaseEstimator):
     """
 
     _supervised = False
+    _allow_nan = False  # True: NaN cells are part of the step's input (the step handles them itself)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = self._supervised
+        tags.input_tags.allow_nan = self._allow_nan
         return tags
 
     def _get_support_mask(self):
@@ -169,7 +171,7 @@ class _Selector(SelectorMixin, BaseEstimator):
             if self._supervised and y is None:
                 raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
             return X, y
-        finite = "allow-nan" if self.__sklearn_tags__().input_tags.allow_nan else True
+        finite = "allow-nan" if self._allow_nan else True
         if y is None and not self._supervised:
             A = validate_data(self, X, reset=True, ensure_all_finite=finite, ensure_min_samples=2)
         else:
@@ -261,10 +263,7 @@ class ICCFilter(_Selector):
     _parameter_constraints = {"threshold": [Real, None], "form": [StrOptions(set(ICC_FORMS))], "copy_suffix": [str],
                               "keep_uncopied": ["boolean"], "min_rows": [Interval(Integral, 2, None, closed="left")]}
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True  # copies are NaN for images without a second segmentation
-        return tags
+    _allow_nan = True  # copies are NaN for images without a second segmentation
 
     def __init__(self, threshold=0.75, form="ICC2", copy_suffix="@r2", keep_uncopied=False, min_rows=5):
         self.threshold = threshold
@@ -344,10 +343,7 @@ class NearZeroVariance(_Selector):
     _parameter_constraints = {"freq_cut": [Interval(Real, 1, None, closed="left")],
                               "unique_cut": [Interval(Real, 0, 1, closed="both")]}
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True  # missing values are not counted
-        return tags
+    _allow_nan = True  # missing values are not counted
 
     def __init__(self, freq_cut=19.0, unique_cut=0.1):
         self.freq_cut = freq_cut
