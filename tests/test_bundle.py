@@ -10,8 +10,9 @@ import pytest
 import skops.io as sio
 from sklearn.ensemble import GradientBoostingClassifier
 
-from usrad.bundle import MODEL_FILE, META_FILE, TRUSTED_TYPES, load_bundle, read_bundle_meta, save_bundle, _sha256
+from usrad.bundle import MODEL_FILE, META_FILE, TRUSTED_TYPES, load_bundle, read_bundle_meta, save_bundle
 from usrad.errors import UsradError
+from usrad.extract import file_sha256
 from usrad.models import CLASSIFIERS, build_design, fit_task, synthetic_modelling_data
 from usrad.split import make_split
 
@@ -90,7 +91,7 @@ def test_a_model_with_an_untrusted_type_is_refused_even_with_a_matching_hash(tmp
     d.mkdir()
     sio.dump(evil, d / MODEL_FILE)  # written by someone else, sidecar forged to match
     (d / META_FILE).write_text(json.dumps({"format": "usrad-bundle/1", "model_file": MODEL_FILE,
-                                           "model_sha256": _sha256(d / MODEL_FILE)}))
+                                           "model_sha256": file_sha256(d / MODEL_FILE)}))
     assert "sklearn.ensemble._gb.GradientBoostingClassifier" not in TRUSTED_TYPES
     with pytest.raises(UsradError, match="GradientBoostingClassifier"):
         load_bundle(d)

@@ -509,7 +509,8 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_but_a_live
 def test_a_bundle_that_would_call_a_function_is_refused_before_anything_runs(tmp_path):
     """A forged model.skops whose schema asks for os.system (with a matching checksum) is refused by name;
     the command never runs."""
-    from usrad.bundle import META_FILE, MODEL_FILE, _sha256, load_bundle
+    from usrad.bundle import META_FILE, MODEL_FILE, load_bundle
+    from usrad.extract import file_sha256
 
     import io
 
@@ -532,7 +533,7 @@ def test_a_bundle_that_would_call_a_function_is_refused_before_anything_runs(tmp
             if name != "schema.json":
                 zf.writestr(name, real.read(name))
     (model.parent / META_FILE).write_text(json.dumps({"format": "usrad-bundle/1", "model_file": MODEL_FILE,
-                                                       "model_sha256": _sha256(model)}))
+                                                       "model_sha256": file_sha256(model)}))
     assert "os.system" in sio.get_untrusted_types(file=model)  # skops itself sees the function
     with pytest.raises(UsradError) as exc:
         load_bundle(model.parent)
@@ -540,6 +541,6 @@ def test_a_bundle_that_would_call_a_function_is_refused_before_anything_runs(tmp
     assert not witness.exists()
     model.write_bytes(b"not a zip file")  # corrupt, with a matching checksum: a clear error too
     (model.parent / META_FILE).write_text(json.dumps({"format": "usrad-bundle/1", "model_file": MODEL_FILE,
-                                                       "model_sha256": _sha256(model)}))
+                                                       "model_sha256": file_sha256(model)}))
     with pytest.raises(UsradError, match="cannot be read"):
         load_bundle(model.parent)
