@@ -138,7 +138,7 @@ def test_penalised_lr_test_equals_firthmodels_own():
     lib = FirthLogisticRegression(**clinical.FIRTH_SETTINGS).fit(A.to_numpy(), y).lrt()
     assert fit.method == "Firth" and fit.llf == pytest.approx(lib.loglik_, abs=1e-8)
     for i, rest in enumerate((["marker"], ["age"])):
-        assert clinical._lr_pvalue(fit, y, A[rest], 1) == pytest.approx(lib.lrt_pvalues_[i], rel=1e-5)
+        assert clinical.lr_pvalue(fit, y, A[rest], 1) == pytest.approx(lib.lrt_pvalues_[i], rel=1e-5)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,8 +12,8 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from usrad.selection import (ColumnPicker, ICCFilter, LassoSelector, MRMR, NearZeroVariance, RadScore, RedundancyFilter,
-                             UnivariateFilter, _mann_whitney, _path_scores, _spearman_matrix, icc_per_feature,
-                             perturb_mask, signature_pipeline)
+                             UnivariateFilter, icc_per_feature, mann_whitney, path_scores, signature_pipeline,
+                             spearman_matrix)
 
 
 def _data(n=200, seed=0):
@@ -153,23 +153,6 @@ def test_signature_pipeline_is_one_refittable_sklearn_pipeline_with_names():
     assert np.all((p > 0) & (p < 1))
 
 
-def test_perturb_mask_erodes_dilates_and_jitters_without_emptying():
-    m = np.zeros((40, 40), dtype=np.uint8)
-    m[10:30, 12:28] = 1
-    rng = np.random.default_rng(0)
-    er, di = perturb_mask(m, rng, "erode", radius=2), perturb_mask(m, rng, "dilate", radius=2)
-    assert er.sum() < m.sum() < di.sum() and er.dtype == np.uint8
-    assert np.all(er <= m) and np.all(m <= di)
-    ji = perturb_mask(m, np.random.default_rng(5), "jitter", max_shift=3)
-    assert ji.sum() <= m.sum() and not np.array_equal(ji, m)
-    tiny = np.zeros((10, 10), dtype=np.uint8)
-    tiny[5, 5] = 1
-    assert perturb_mask(tiny, rng, "erode").sum() == 1  # would be empty: the input is returned
-    a = perturb_mask(m, np.random.default_rng(9))
-    b = perturb_mask(m, np.random.default_rng(9))
-    np.testing.assert_array_equal(a, b)
-
-
 # --------------------------------------------------------------------------- issue 15 §3: honest LASSO tuning
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(4, 60), m=st.integers(1, 6), levels=st.sampled_from([2, 3, 7, None]), seed=st.integers(0, 10**6))
@@ -178,14 +161,14 @@ def test_vectorised_mann_whitney_and_spearman_equal_scipy_also_with_ties(n, m, l
     X = rng.normal(size=(n, m)) if levels is None else rng.integers(0, levels, size=(n, m)).astype(float)
     X[:, 0] = X[0, 0] if m > 2 else X[:, 0]  # a constant column when there are several
     y = np.r_[0, 1, (rng.random(n - 2) < 0.4).astype(int)]
-    p, auc = _mann_whitney(X, y)
+    p, auc = mann_whitney(X, y)
     ref = stats.mannwhitneyu(X[y == 1], X[y == 0], alternative="two-sided", method="asymptotic", axis=0)
     np.testing.assert_allclose(p, np.where(np.isnan(ref.pvalue), 1.0, ref.pvalue), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(auc, ref.statistic / (y.sum() * (n - y.sum())), rtol=1e-12)
     if m > 1:
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.nan_to_num(np.corrcoef(stats.rankdata(X, axis=0), rowvar=False), nan=0.0)
-        np.testing.assert_allclose(_spearman_matrix(X), rho, atol=1e-12)
+        np.testing.assert_allclose(spearman_matrix(X), rho, atol=1e-12)
 
 
 def test_redundancy_filter_equals_the_pairwise_greedy_rule():
@@ -195,8 +178,8 @@ def test_redundancy_filter_equals_the_pairwise_greedy_rule():
                      columns=[f"f{j}" for j in range(30)])
     y = (base[:, 0] + rng.normal(size=150) > 0).astype(int)
     f = RedundancyFilter(threshold=0.8).fit(X, y)
-    p, auc = _mann_whitney(X.to_numpy(), y)
-    rho = np.abs(_spearman_matrix(X.to_numpy()))
+    p, auc = mann_whitney(X.to_numpy(), y)
+    rho = np.abs(spearman_matrix(X.to_numpy()))
     kept = []
     for j in np.lexsort((np.arange(30), -np.abs(auc - 0.5), p)):
         if all(rho[j, i] <= 0.8 for i in kept):
@@ -208,11 +191,11 @@ def test_redundancy_filter_equals_the_pairwise_greedy_rule():
 def test_balanced_log_loss_scores_the_empty_model_as_the_best_constant():
     y = np.r_[np.ones(30), np.zeros(70)].astype(int)  # prevalence 0.3
     D = np.column_stack([np.zeros(100), np.full(100, np.log(0.3 / 0.7))])  # p = 0.5 and p = prevalence
-    balanced, plain = _path_scores("neg_log_loss", y, D, "balanced"), _path_scores("neg_log_loss", y, D, None)
+    balanced, plain = path_scores("neg_log_loss", y, D, "balanced"), path_scores("neg_log_loss", y, D, None)
     assert balanced[0] == pytest.approx(-np.log(2), abs=1e-12) and balanced[0] > balanced[1]
     assert plain[1] > plain[0]  # unweighted, p = 0.5 is beaten by any shift towards the prevalence
-    assert np.isnan(_path_scores("neg_log_loss", np.ones(5, int), np.zeros((5, 2)))).all()
-    auc = _path_scores("roc_auc", np.array([0, 0, 1, 1]), np.array([[0.1, 1], [0.4, 1], [0.35, 1], [0.8, 1]]))
+    assert np.isnan(path_scores("neg_log_loss", np.ones(5, int), np.zeros((5, 2)))).all()
+    auc = path_scores("roc_auc", np.array([0, 0, 1, 1]), np.array([[0.1, 1], [0.4, 1], [0.35, 1], [0.8, 1]]))
     np.testing.assert_allclose(auc, [0.75, 0.5])
 
 
