@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from usrad import simulate as sim
 from usrad.errors import UsradError
+from usrad.simulate import writer as sim_writer
 
 SEED = 20240611
 N_COHORT = 24
@@ -154,7 +155,7 @@ def test_cohort_rendered_in_two_processes_is_byte_identical_to_one_process(tmp_p
 
 def test_interrupted_run_leaves_no_manifest_and_no_temporary_folder(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real_write = sim._write_nrrd
+    real_write = sim_writer._write_nrrd  # the cohort writer's own file writer
 
     def failing_write(arr, spacing, path):
         calls["n"] += 1
@@ -162,7 +163,7 @@ def test_interrupted_run_leaves_no_manifest_and_no_temporary_folder(tmp_path, mo
             raise OSError("disk full")
         real_write(arr, spacing, path)
 
-    monkeypatch.setattr(sim, "_write_nrrd", failing_write)
+    monkeypatch.setattr(sim_writer, "_write_nrrd", failing_write)
     with pytest.raises(OSError, match="disk full"):
         sim.simulate_cohort(tmp_path / "demo", n_patients=3, seed=1, progress=False)
     assert not (tmp_path / "demo").exists()

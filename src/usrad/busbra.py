@@ -27,6 +27,7 @@ import pandas as pd
 
 from .atomic import write_tsv
 from .errors import Problem, UsradError
+from .imageio import read_image, read_mask
 
 COLUMNS = ["patient_id", "image_id", "image", "mask", "pixel_spacing_mm", "device", "birads", "histology",
            "pathology", "malignant"]
@@ -128,10 +129,8 @@ def inpaint_annotations(grey, annotations, size: int = 7):
 
 def annotation_counts(df: pd.DataFrame, ring_px: int = 5) -> pd.DataFrame:
     """Per image: annotation pixels inside the mask, in a ``ring_px`` ring around it, and elsewhere."""
-    from scipy import ndimage
-
-    from .imageio import read_image, read_mask
     import SimpleITK as sitk
+    from scipy import ndimage
 
     rows = []
     for r in df.itertuples():

@@ -1,0 +1,227 @@
+"""Extraction of a cohort table (every image x reader mask) and of one shard of it, with progress and errors.
+
+:func:`extract_cohort` imports ``radiomics`` once per process, reads each image once and extracts every reader's
+mask from it (``r1`` from column ``mask``, ``r2`` from ``mask_reader2`` when given, and the perturbed copies
+``p1`` … ``pk`` of ``r1``), through the cache (:mod:`usrad.extract.cache`); all bad images and masks are
+reported together as one :class:`~usrad.errors.UsradError`. :func:`extract_shard` extracts the patients of one
+shard (:mod:`usrad.extract.shards`) and writes their feature table.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cohort import read_cohort_table
+from ..errors import Problem, UsradError
+from ..features import ID_COLUMNS, write_feature_table
+from ..imageio import read_image, read_mask
+from .cache import cache_key, cache_load, cache_store
+from .digests import READERS, content_sha256, file_sha256, given, pixel_spacing
+from .extractor import Extractor, get_extractor
+from .perturbed import perturbation_settings, perturbed_mask, perturbed_sha
+from .provenance import feature_table_metadata
+from .shards import shard_rows
+
+SUMMARY_TAG = "usrad-extract-summary"
+
+
+def _locate(err: UsradError, patient: str, column: str, file: str) -> list[Problem]:
+    """An imageio error's problems with the patient and column filled in."""
+    return [Problem(p.message, patient=patient, column=column, file=p.file or file, row=p.row) for p in err.problems] \
+        or [Problem(err.summary, patient=patient, column=column, file=file)]
+
+
+class _Progress:
+    def __init__(self, total: int, log, enabled: bool, every: int = 10):
+        self.total, self.log, self.enabled, self.every = total, log, enabled, every
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def step(self, cached: int) -> None:
+        self.done += 1
+        if not self.enabled or (self.done % self.every and self.done != self.total):
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else float("inf")
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        self.log.write(f"extract: {self.done}/{self.total} images ({cached} masks from cache), "
+                       f"{rate:.2f} images/s, ETA {eta:.0f} s\n")
+        self.log.flush()
+
+
+class _Extraction:
+    """One :func:`extract_cohort` run: its extractor, cache, perturbation settings, problems and counters."""
+
+    def __init__(self, extractor: Extractor, cache: Path | None, perturbation):
+        self.extractor, self.cache = extractor, cache
+        self.n_perturbed, self.radius_px, self.perturb_seed = perturbation_settings(perturbation)
+        self.problems: list[Problem] = []
+        self.n_cached = self.n_extracted = 0
+        self.extraction_seconds = 0.0
+
+    def keyed_masks(self, rec: dict, image_id: str, spacing, jobs) -> tuple[list, dict]:
+        """``[(reader, col, path, k, cache key)]`` of an image's masks (k > 0: a perturbed copy of reader 1's) and
+        ``{reader: content SHA-256}``. Hashes the files: raises OSError for one that cannot be read."""
+        extractor = self.extractor
+        image_sha = file_sha256(rec["image"])
+        keyed, contents = [], {}
+        for reader, col, path in jobs:
+            mask_sha = file_sha256(path)
+            keyed.append((reader, col, path, 0, cache_key(image_sha, mask_sha, extractor.params_sha256,
+                                                          spacing, extractor.version)))
+            contents[reader] = content_sha256(image_sha, mask_sha, spacing)
+            if reader == "r1":  # perturbed copies of reader 1's mask: readers p1 … pn
+                for k in range(1, self.n_perturbed + 1):
+                    p_sha = perturbed_sha(mask_sha, image_id, k, self.radius_px, self.perturb_seed)
+                    keyed.append((f"p{k}", col, path, k, cache_key(image_sha, p_sha, extractor.params_sha256,
+                                                                   spacing, extractor.version)))
+                    contents[f"p{k}"] = content_sha256(image_sha, p_sha, spacing)
+        return keyed, contents
+
+    def lookup(self, rec: dict, patient: str, image_id: str, spacing, keyed) -> tuple:
+        """``(image, found, todo)``: the features found in the cache (``{reader: features}``) and the masks still to
+        extract (``[(reader, col, path, key, mask)]``) with the image they need (read only when one is)."""
+        image = None
+        masks = {}  # path -> mask read for this image (a perturbed copy reuses reader 1's)
+        found: dict[str, dict[str, float]] = {}  # reader -> features (cache or fresh)
+        todo = []  # (reader, col, path, key, mask) still to extract
+        for reader, col, path, k, key in keyed:
+            feats = cache_load(self.cache, key, self.extractor)
+            if feats is not None:
+                self.n_cached += 1
+                found[reader] = feats
+                continue
+            try:
+                if image is None:
+                    image = read_image(rec["image"], spacing)
+            except UsradError as err:
+                self.problems.extend(_locate(err, patient, "image", str(rec["image"])))
+                break
+            try:
+                if path not in masks:
+                    masks[path] = read_mask(path, image)
+                mask = masks[path]
+            except UsradError as err:
+                self.problems.extend(_locate(err, patient, col, path))
+                masks[path] = None
+                continue
+            if mask is None:
+                continue  # reader 1's mask is bad: already reported
+            if k:
+                mask = perturbed_mask(mask, image_id, k, self.radius_px, self.perturb_seed)
+            todo.append((reader, col, path, key, mask))
+        return image, found, todo
+
+    def extract(self, image, todo, patient: str, found: dict) -> None:
+        """Extract the ``todo`` masks of one image (one call: the filtered images are computed once); the complete
+        results go to the cache and to ``found``, the failures to the problems."""
+        extractor = self.extractor
+        t0 = time.perf_counter()
+        results = extractor.extract_many(image, [t[-1] for t in todo])
+        self.extraction_seconds += time.perf_counter() - t0
+        expected = extractor.expected_features()
+        for (reader, col, path, key, _), feats in zip(todo, results):
+            if isinstance(feats, BaseException):
+                msg = str(feats).strip().splitlines()[0] if str(feats).strip() else type(feats).__name__
+                self.problems.append(Problem(f"PyRadiomics cannot extract features from this image and mask: {msg}",
+                                             patient=patient, column=col, file=path))
+                continue
+            self.n_extracted += 1
+            if list(feats) != expected:
+                missing = [n for n in expected if n not in feats]
+                self.problems.append(Problem(
+                    f"PyRadiomics returned {len(feats)} of the {len(expected)} features the parameters define "
+                    f"(missing e.g. {missing[:3]}); is the image large enough for the LoG sigmas?",
+                    patient=patient, column=col, file=path))
+                continue
+            cache_store(self.cache, key, feats)
+            found[reader] = feats
+
+
+def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progress: bool = True,
+                   log=None, perturbation=None, content: dict | None = None) -> pd.DataFrame:
+    """Feature table rows (see :mod:`usrad.features`) for every image × reader of a normalised cohort table.
+
+    Every image is read once; its reader masks are extracted from that one image. All bad images/masks
+    are collected and reported together as one :class:`UsradError` (patient, column, file each); results
+    extracted before the error stay in the cache. ``log`` is a text stream (default stderr): a progress
+    line every 10 images and a final ``usrad-extract-summary {json}`` line with the summed in-process
+    PyRadiomics time. The same summary is in ``df.attrs["extraction"]``. ``content``: a dict filled with the
+    content SHA-256 of every row (``{(patient_id, image_id, reader): sha}``, :func:`content_sha256`).
+    """
+    log = log if log is not None else sys.stderr
+    wall_start = time.perf_counter()
+    run = _Extraction(get_extractor(params_path), Path(cache_dir) if cache_dir is not None else None, perturbation)
+    rows: list[dict] = []
+    names: list[str] | None = None
+    bar = _Progress(len(cohort_df), log, progress)
+
+    for rec in cohort_df.to_dict("records"):
+        patient, image_id = str(rec["patient_id"]), str(rec["image_id"])
+        spacing = pixel_spacing(rec.get("pixel_spacing_mm"))
+        jobs = [(reader, col, str(rec[col])) for reader, col in READERS if given(rec.get(col))]
+        try:
+            keyed, contents = run.keyed_masks(rec, image_id, spacing, jobs)
+        except OSError as exc:
+            bad = exc.filename or rec["image"]
+            col = next((c for _, c, p in jobs if p == bad), "image")
+            run.problems.append(Problem(f"cannot read file ({exc.strerror or exc})", patient=patient, column=col,
+                                        file=str(bad)))
+            bar.step(run.n_cached)
+            continue
+        image, found, todo = run.lookup(rec, patient, image_id, spacing, keyed)
+        if todo:  # all masks of this image in one call: the filtered images are computed once
+            run.extract(image, todo, patient, found)
+        for reader, *_ in keyed:  # rows in the readers' order, as before
+            if reader in found:
+                names = names or list(found[reader])
+                rows.append({"patient_id": patient, "image_id": image_id, "reader": reader, **found[reader]})
+                if content is not None:
+                    content[(patient, image_id, reader)] = contents[reader]
+        bar.step(run.n_cached)
+
+    if run.problems:
+        raise UsradError("Feature extraction failed", run.problems)
+    df = _feature_frame(rows, names if names is not None else run.extractor.expected_features())
+    summary = {"images": int(len(cohort_df)), "pairs": len(rows), "cached": run.n_cached,
+               "extracted": run.n_extracted, "extraction_seconds": round(run.extraction_seconds, 6),
+               "wall_seconds": round(time.perf_counter() - wall_start, 6)}
+    df.attrs["extraction"] = summary
+    log.write(f"{SUMMARY_TAG} {json.dumps(summary, sort_keys=True)}\n")
+    log.flush()
+    return df
+
+
+def _feature_frame(rows: list[dict], names: list[str]) -> pd.DataFrame:
+    """The feature table of ``rows``: id columns as objects, features as float64, sorted by the id columns."""
+    df = pd.DataFrame(rows, columns=ID_COLUMNS + names)
+    for c in ID_COLUMNS:
+        df[c] = df[c].astype(object)
+    df[names] = df[names].astype(np.float64)
+    return df.sort_values(ID_COLUMNS, kind="mergesort").reset_index(drop=True)
+
+
+def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path, cache_dir=None, log=None,
+                  perturbation=None) -> pd.DataFrame:
+    """Extract the patients of one shard of the cohort table and write their feature table to ``out_path``.
+
+    A shard without patients gets an empty table with the full columns and metadata, so the merge is uniform.
+    """
+    log = log if log is not None else sys.stderr
+    cohort = read_cohort_table(cohort_path)
+    rows = shard_rows(cohort, shard, n_shards)
+    log.write(f"extract: shard {shard}/{n_shards}: {rows['patient_id'].nunique()} patients, {len(rows)} images\n")
+    content: dict = {}
+    df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log, perturbation=perturbation,
+                        content=content)
+    # the content SHA-256 of every row: `usrad predict --features` matches rows by content, never by an id
+    write_feature_table(df, out_path, feature_table_metadata(params_path, content))
+    return df
+
+
+__all__ = ["SUMMARY_TAG", "extract_cohort", "extract_shard"]
