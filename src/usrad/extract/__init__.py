@@ -37,7 +37,6 @@ from .perturbed import perturbation_settings, perturbed_mask
 from .provenance import feature_table_metadata, provenance
 from .shards import assign_shards, shard_key, shard_rows
 
-_spacing = pixel_spacing  # old name, still used by usrad.predict: remove once predict imports pixel_spacing
 
 __all__ = [
     "SUMMARY_TAG", "extract_cohort", "extract_shard", "CACHE_FORMAT", "CacheWarning", "cache_key", "READERS",

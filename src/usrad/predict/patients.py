@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..cohort import validate_manifest
 from ..errors import Problem, UsradError
-from ..extract import _spacing  # TODO(merge): pixel_spacing
+from ..extract import pixel_spacing
 from ..extract import content_sha256, extract_cohort, file_sha256
 from ..features import read_feature_table
 from ..models import build_design
@@ -143,7 +143,7 @@ def features_by_content(cohort: pd.DataFrame, features, meta: dict, inputs: dict
         pid = str(rec["patient_id"])
         try:
             sha = content_sha256(file_sha256(rec["image"]), file_sha256(rec["mask"]),
-                                 _spacing(rec.get("pixel_spacing_mm")))
+                                 pixel_spacing(rec.get("pixel_spacing_mm")))
         except OSError as exc:
             problems.append(Problem(f"cannot read file ({exc.strerror or exc})", patient=pid, row=i + 1,
                                     column="image", file=str(exc.filename or rec["image"])))
