@@ -39,25 +39,26 @@ def feature_class_ablation(features_df: pd.DataFrame, cohort_df: pd.DataFrame, s
     patient-level bootstrap 95% CI (``metrics.bootstrap_auc``).
     """
     with threadpool_limits(limits=1):
-        d = task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
-        groups = d.X.index.get_level_values("patient_id").to_numpy()
+        design = task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
+        groups = design.X.index.get_level_values("patient_id").to_numpy()
         out = []
         for cls in classes:
-            cols = [c for c in d.rad_cols if cls == "all" or feature_class(c) == cls]
+            cols = [c for c in design.rad_cols if cls == "all" or feature_class(c) == cls]
             if not cols:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                sig = task_signature(cols, d.cfg, d.copy_reader, seed).fit(d.Xtr, d.ytr)
-            p = sig.predict_proba(d.X)[:, 1]
+                sig = task_signature(cols, design.cfg, design.copy_reader, seed).fit(design.Xtr, design.ytr)
+            p = sig.predict_proba(design.X)[:, 1]
             n_sel = len(sig.named_steps["lasso"].get_feature_names_out())
-            splits = np.where(d.tr, "train", d.split_all)
+            splits = np.where(design.tr, "train", design.split_all)
             for split in ("train", "test", "external"):
                 m = splits == split
-                if not m.any() or len(set(d.y_all[m])) < 2:
+                if not m.any() or len(set(design.y_all[m])) < 2:
                     continue
-                b = bootstrap_auc(d.y_all[m], p[m], groups=groups[m], n_boot=n_boot, seed=seed)
-                out.append(dict(task=d.task, feature_class=cls, split=split, n_features=sum("@" not in c for c in cols),
+                b = bootstrap_auc(design.y_all[m], p[m], groups=groups[m], n_boot=n_boot, seed=seed)
+                out.append(dict(task=design.task, feature_class=cls, split=split,
+                                n_features=sum("@" not in c for c in cols),
                                 n_selected=n_sel, n_images=int(m.sum()), n_patients=len(set(groups[m])),
                                 auc=b["auc"], auc_low=b["low"], auc_high=b["high"]))
     return pd.DataFrame(out)

@@ -61,27 +61,27 @@ class NestedCV:
 
 def task_plan(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg, seed) -> TaskPlan:
     """Stage 1, the design: the task's design matrix, its settings and its unfitted models."""
-    d = task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
-    cfg = d.cfg
+    design = task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
+    cfg = design.cfg
     p_clin = cfg["clinical_p_threshold"]
-    enc_template = clinical_branch(d.predictors, d.categorical, d.impute)
-    clin_multi = clinical_branch(d.predictors, d.categorical, d.impute, p_clin, "multivariable")
-    clinical_template = Pipeline([("features", clinical_branch(d.predictors, d.categorical, d.impute, p_clin,
-                                                               "univariable")),
+    enc_template = clinical_branch(design.predictors, design.categorical, design.impute)
+    clin_multi = clinical_branch(design.predictors, design.categorical, design.impute, p_clin, "multivariable")
+    clinical_template = Pipeline([("features", clinical_branch(design.predictors, design.categorical, design.impute,
+                                                               p_clin, "univariable")),
                                   ("scale", StandardScaler()), ("clf", unpenalised_logistic(seed))])
-    return TaskPlan(design=d, cfg=cfg, seed=seed, k=int(cfg["cv_folds"]), cw=cfg["class_weight"],
-                    groups=cv_groups(d.Xtr), clinical_on=bool(d.predictors),
-                    signature=task_signature(d.rad_cols, cfg, d.copy_reader, seed), enc_template=enc_template,
-                    clin_multi=clin_multi, clinical_template=clinical_template)
+    return TaskPlan(design=design, cfg=cfg, seed=seed, k=int(cfg["cv_folds"]), cw=cfg["class_weight"],
+                    groups=cv_groups(design.Xtr), clinical_on=bool(design.predictors),
+                    signature=task_signature(design.rad_cols, cfg, design.copy_reader, seed),
+                    enc_template=enc_template, clin_multi=clin_multi, clinical_template=clinical_template)
 
 
 def fold_signatures(plan: TaskPlan, parallel) -> FoldSignatures:
     """Stage 2, the outer- and inner-fold signatures (and the final one)."""
-    d, clock = plan.design, time.perf_counter()
-    sigs = cv_signatures(plan.signature, plan.enc_template if plan.clinical_on else None, d.Xtr, d.ytr, plan.groups,
-                         plan.k, plan.seed, parallel)
+    design, clock = plan.design, time.perf_counter()
+    sigs = cv_signatures(plan.signature, plan.enc_template if plan.clinical_on else None, design.Xtr, design.ytr,
+                         plan.groups, plan.k, plan.seed, parallel)
     n_sig = 1 + len(sigs.outer) + sum(map(len, sigs.inner))
-    log.info("task %s: %d signatures fitted (final, outer and inner folds) in %.1f s", d.task, n_sig,
+    log.info("task %s: %d signatures fitted (final, outer and inner folds) in %.1f s", design.task, n_sig,
              time.perf_counter() - clock)
     return sigs
 
@@ -89,21 +89,21 @@ def fold_signatures(plan: TaskPlan, parallel) -> FoldSignatures:
 def nested_cv(plan: TaskPlan, sigs: FoldSignatures, parallel) -> NestedCV:
     """Stages 3-4, grid CV and the untuned models: every grid point in every outer fold; inside every outer fold
     the same choice by inner CV; the combined model's type; the clinical and nomogram models per outer fold."""
-    d, cfg = plan.design, plan.cfg
+    design, cfg = plan.design, plan.cfg
     spaces = {("radiomics", m): search_space(m, cfg["search_spaces"]) for m in cfg["classifiers"]}
     types = list(cfg["combined_classifiers"]) if plan.clinical_on else []
     spaces.update({("combined", m): search_space(m, cfg["search_spaces"]) for m in types})
     n_combined = sum(len(spaces[("combined", m)]) for m in types)
     inner_needed = {key: (len(grid) > 1 if key[0] == "radiomics" else n_combined > 1) for key, grid in spaces.items()}
     clock = time.perf_counter()
-    folds = classifier_folds(sigs, d.ytr, plan.groups, plan.clinical_on)
-    tune, inner = run_grid(spaces, sigs, folds, d.ytr, inner_needed, plan.seed, plan.cw, parallel)
-    tuned = tuned_models(spaces, tune, inner, sigs, d.ytr, inner_needed)
+    folds = classifier_folds(sigs, design.ytr, plan.groups, plan.clinical_on)
+    tune, inner = run_grid(spaces, sigs, folds, design.ytr, inner_needed, plan.seed, plan.cw, parallel)
+    tuned = tuned_models(spaces, tune, inner, sigs, design.ytr, inner_needed)
     comb = (combined_choice(tuned, types, sigs, cfg["model_choice"]) if plan.clinical_on
             else CombinedChoice(final={"chosen": None}, picks=[], per_fold=[]))
-    fixed = fixed_cv(sigs, d.Xtr, d.ytr, plan.clinical_template if plan.clinical_on else None, plan.clin_multi,
-                     plan.seed, parallel)
-    log.info("task %s: %d classifier fits (outer and inner folds) in %.1f s", d.task,
+    fixed = fixed_cv(sigs, design.Xtr, design.ytr, plan.clinical_template if plan.clinical_on else None,
+                     plan.clin_multi, plan.seed, parallel)
+    log.info("task %s: %d classifier fits (outer and inner folds) in %.1f s", design.task,
              sum(len(sigs.outer) * len(g) * (1 + (len(sigs.inner[0]) if inner_needed[key] else 0))
                  for key, g in spaces.items()), time.perf_counter() - clock)
     return NestedCV(signatures=sigs, tune=tune, tuned=tuned, comb=comb, fixed=fixed)
@@ -117,9 +117,9 @@ def model_entry(pipeline, oof, plan: TaskPlan, cv: NestedCV, kind: str, classifi
                 params=dict(params or {}), meta=dict(cv_auc_basis=CV_BASIS[basis], **extra))
 
 
-def _tuning_meta(tm: TunedModel, fold_choices: list[dict]) -> dict:
-    tuned = tm.fold_inner[0] is not None
-    return dict(basis="nested" if tuned else "single", cv_auc_tuning=mean_score(tm.tune_aucs[tm.i_final]),
+def _tuning_meta(model: TunedModel, fold_choices: list[dict]) -> dict:
+    tuned = model.fold_inner[0] is not None
+    return dict(basis="nested" if tuned else "single", cv_auc_tuning=mean_score(model.tune_aucs[model.i_final]),
                 nested_fold_choices=fold_choices if tuned else [])
 
 
@@ -131,8 +131,8 @@ def radiomics_models(plan: TaskPlan, cv: NestedCV) -> dict[str, dict]:
     Ztr = sig.transform(plan.design.Xtr)
     models = {"radscore": model_entry(copy.deepcopy(sig), cv.fixed["radscore"], plan, cv, "radiomics", "lasso")}
     for m in plan.cfg["classifiers"]:
-        tm = cv.tuned[("radiomics", m)]
-        params = tm.grid[tm.i_final]
+        tuned_model = cv.tuned[("radiomics", m)]
+        params = tuned_model.grid[tuned_model.i_final]
         if Ztr.shape[1] == 0:
             log.warning("task %s: the signature kept no radiomics feature; %s predicts the training prevalence",
                         plan.design.task, m)
@@ -142,9 +142,10 @@ def radiomics_models(plan: TaskPlan, cv: NestedCV) -> dict[str, dict]:
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 clf = make_classifier(m, params, ytr, plan.cw, plan.seed, plan.groups).fit(Ztr, ytr)
             pipe, name = Pipeline(copy.deepcopy(sig.steps) + [("clf", clf)]), m
-        oof = nested_oof(cv.signatures, cv.tune, "radiomics", [(m, i) for i in tm.fold_i])
+        oof = nested_oof(cv.signatures, cv.tune, "radiomics", [(m, i) for i in tuned_model.fold_i])
         models[m] = model_entry(pipe, oof, plan, cv, "radiomics", name, params,
-                                **_tuning_meta(tm, [{"hyperparameters": tm.grid[i]} for i in tm.fold_i]))
+                                **_tuning_meta(tuned_model, [{"hyperparameters": tuned_model.grid[i]}
+                                                             for i in tuned_model.fold_i]))
     return models
 
 
@@ -175,8 +176,8 @@ def clinical_models(plan: TaskPlan, cv: NestedCV) -> dict[str, dict]:
                                       cv.fixed["nomogram"], plan, cv, "combined", "logistic")}
     final = cv.comb.final
     m = final["chosen"]
-    tm = cv.tuned[("combined", m)]
-    params = tm.grid[tm.i_final]
+    tuned_model = cv.tuned[("combined", m)]
+    params = tuned_model.grid[tuned_model.i_final]
     pipe = _second_stage(plan, cv, plan.enc_template, make_classifier(m, params, ytr, plan.cw, plan.seed, plan.groups))
     oof = nested_oof(cv.signatures, cv.tune, "combined", cv.comb.picks)
     candidates = {c: {"mean_auc": json_number(r.mean_auc), "se_auc": json_number(r.se_auc),
@@ -184,7 +185,7 @@ def clinical_models(plan: TaskPlan, cv: NestedCV) -> dict[str, dict]:
                   for c, r in zip(final["table"].candidate, final["table"].itertuples())}
     choice = dict(rule=final["rule"], chosen=m, best=final["best"], reason=final["reason"], candidates=candidates)
     fold_choices = [{"classifier": c, "hyperparameters": cv.tuned[("combined", c)].grid[i]} for c, i in cv.comb.picks]
-    meta = _tuning_meta(tm, fold_choices)
+    meta = _tuning_meta(tuned_model, fold_choices)
     if cv.comb.per_fold:
         meta["basis"] = "nested"
         meta["nested_fold_choices"] = fold_choices
@@ -197,9 +198,9 @@ def clinical_tables(plan: TaskPlan) -> tuple[pd.DataFrame | None, pd.DataFrame |
     selected and the independent predictors (``None, None, [], []`` for radiomics only)."""
     if not plan.clinical_on:
         return None, None, [], []
-    d = plan.design
-    Xc = clone(plan.enc_template).fit(d.Xtr, d.ytr).transform(d.Xtr)
-    return clinical_logit_tables(Xc, d.ytr, plan.cfg["clinical_p_threshold"])
+    design = plan.design
+    Xc = clone(plan.enc_template).fit(design.Xtr, design.ytr).transform(design.Xtr)
+    return clinical_logit_tables(Xc, design.ytr, plan.cfg["clinical_p_threshold"])
 
 
 def json_number(v):

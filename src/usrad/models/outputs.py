@@ -27,22 +27,23 @@ def cv_table(plan: TaskPlan, cv: NestedCV, models: dict) -> pd.DataFrame:
         return dict(feature_set=fs, classifier=m, params=json.dumps(params, sort_keys=True),
                     **{f"auc_fold{k + 1}": a for k, a in enumerate(aucs)}, mean_auc=mean_score(aucs),
                     sd_auc=float(np.nanstd(aucs, ddof=1)) if np.isfinite(aucs).sum() > 1 else float("nan"),
-                    se_auc=standard_error(aucs), mean_log_loss=-mean_score(ll), n_outer_folds_chosen=n_chosen, chosen=chosen,
-                    nested_mean_auc=nested)
+                    se_auc=standard_error(aucs), mean_log_loss=-mean_score(ll), n_outer_folds_chosen=n_chosen,
+                    chosen=chosen, nested_mean_auc=nested)
 
-    for (fs, m), tm in cv.tuned.items():
+    for (fs, m), tuned in cv.tuned.items():
         final_type = fs == "radiomics" or m == cv.comb.final["chosen"]
-        picks = [(m, i) for i in tm.fold_i] if fs == "radiomics" else cv.comb.picks
-        for i, params in enumerate(tm.grid):
-            chosen = final_type and i == tm.i_final
+        picks = [(m, i) for i in tuned.fold_i] if fs == "radiomics" else cv.comb.picks
+        for i, params in enumerate(tuned.grid):
+            chosen = final_type and i == tuned.i_final
             nested = models[m if fs == "radiomics" else "combined"]["cv_auc"] if chosen else float("nan")
-            rows.append(row(fs, m, params, tm.tune_aucs[i], tm.tune_ll[i], chosen, sum(p == (m, i) for p in picks),
+            rows.append(row(fs, m, params, tuned.tune_aucs[i], tuned.tune_ll[i], chosen, sum(p == (m, i) for p in picks),
                             nested))
+    outer = cv.signatures.outer
     for name, fs in (("radscore", "radiomics"), ("clinical", "clinical"), ("nomogram", "nomogram")):
         if name in models:
-            outer = cv.signatures.outer
-            rows.append(row(fs, name, {}, models[name]["fold_aucs"], fold_loglik(plan.design.ytr, models[name]["oof"], outer),
-                            True, len(outer), models[name]["cv_auc"]))
+            rows.append(row(fs, name, {}, models[name]["fold_aucs"],
+                            fold_loglik(plan.design.ytr, models[name]["oof"], outer), True, len(outer),
+                            models[name]["cv_auc"]))
     table = pd.DataFrame(rows)
     table.insert(0, "task", plan.design.task)
     return table
@@ -102,14 +103,14 @@ def _write_selection(plan: TaskPlan, cv: NestedCV, out: Path) -> None:
 
 def common_meta(plan: TaskPlan, cv: NestedCV, feature_meta, sel_vars, indep, radiomics_best: dict) -> dict:
     """The bundle.json keys every model of the task shares."""
-    d, rep, lasso_step = plan.design, plan.design.rep, cv.signatures.final.named_steps["lasso"]
+    design, rep, lasso_step = plan.design, plan.design.rep, cv.signatures.final.named_steps["lasso"]
     return dict(
-        task=d.task, seed=int(plan.seed), n_train_images=int(d.tr.sum()),
-        n_train_patients=len(set(d.Xtr.index.get_level_values("patient_id"))),
-        reproducibility=dict(copy_reader=d.copy_reader, icc_form=rep["icc_form"],
-                             icc_threshold=rep["icc_threshold"] if d.copy_reader else None,
-                             source=("second reader" if d.copy_reader == "r2" else
-                                     "perturbed mask" if d.copy_reader else "none")),
+        task=design.task, seed=int(plan.seed), n_train_images=int(design.tr.sum()),
+        n_train_patients=len(set(design.Xtr.index.get_level_values("patient_id"))),
+        reproducibility=dict(copy_reader=design.copy_reader, icc_form=rep["icc_form"],
+                             icc_threshold=rep["icc_threshold"] if design.copy_reader else None,
+                             source=("second reader" if design.copy_reader == "r2" else
+                                     "perturbed mask" if design.copy_reader else "none")),
         selected_features=list(map(str, lasso_step.get_feature_names_out())),
         radscore_formula=lasso_step.formula(), versions=package_versions(),
         pyradiomics=(feature_meta or {}).get("params") or (feature_meta or {}).get("params_text"),
@@ -150,12 +151,12 @@ def write_task_files(out_dir, plan: TaskPlan, cv: NestedCV, models: dict, thresh
                      table2: tuple, feature_meta) -> None:
     """Stage 8: selection tables, Table 2 (``table2``: :func:`usrad.models.clinical_tables`), cv_results,
     model_choice and one bundle per model under ``out_dir``."""
-    out, d = Path(out_dir), plan.design
+    out, design = Path(out_dir), plan.design
     _write_selection(plan, cv, out)
     uni, multi, sel_vars, indep = table2
     if plan.clinical_on:  # Table 2's univariable and multivariable odds ratios
-        write_table(uni.assign(task=d.task), out / "tables" / "univariable.tsv")
-        write_table(multi.assign(task=d.task), out / "tables" / "multivariable.tsv")
+        write_table(uni.assign(task=design.task), out / "tables" / "univariable.tsv")
+        write_table(multi.assign(task=design.task), out / "tables" / "multivariable.tsv")
     write_table(cv_table(plan, cv, models), out / "models" / "cv_results.tsv")
     write_table(choice_table(plan, cv, radiomics_best), out / "models" / "model_choice.tsv")
     common = common_meta(plan, cv, feature_meta, sel_vars, indep, radiomics_best)
@@ -163,7 +164,7 @@ def write_task_files(out_dir, plan: TaskPlan, cv: NestedCV, models: dict, thresh
         extra = {k: (json_number(v) if isinstance(v, float) else v) for k, v in m["meta"].items()}
         meta = dict(common, model=name, kind=m["kind"], classifier=m["classifier"], hyperparameters=m["params"],
                     cv_auc=json_number(m["cv_auc"]), threshold=thresholds[name],
-                    input_columns=list(map(str, d.X.columns)), **extra)
+                    input_columns=list(map(str, design.X.columns)), **extra)
         if name == "nomogram":  # training ranges of its inputs: the nomogram scales (usrad.nomogram, usrad.predict)
-            meta["nomogram_inputs"] = nomogram_inputs(m["pipeline"], d.Xtr)
+            meta["nomogram_inputs"] = nomogram_inputs(m["pipeline"], design.Xtr)
         save_bundle(m["pipeline"], out / "models" / name, meta)

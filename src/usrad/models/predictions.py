@@ -17,20 +17,20 @@ from .stacking import fitted_radscore_branch
 def prediction_table(plan: TaskPlan, cv: NestedCV, models: dict) -> tuple[pd.DataFrame, dict]:
     """Stage 7: the predictions table (every model on every row, plus ``cv`` = out-of-fold on the training rows)
     and each model's Youden threshold (on its out-of-fold or apparent training predictions)."""
-    d, tr = plan.design, plan.design.tr
-    rs_all = fitted_radscore_branch(cv.signatures.final).transform(d.X)["rad_score"].to_numpy()
-    meta_rows = d.rows[["patient_id", "image_id", "split"]].reset_index(drop=True).assign(y=d.y_all)
+    design, tr = plan.design, plan.design.tr
+    rs_all = fitted_radscore_branch(cv.signatures.final).transform(design.X)["rad_score"].to_numpy()
+    meta_rows = design.rows[["patient_id", "image_id", "split"]].reset_index(drop=True).assign(y=design.y_all)
     tr_rows = meta_rows[tr].reset_index(drop=True)
     frames, thresholds = [], {}
     for name, m in models.items():
-        p_all = m["pipeline"].predict_proba(d.X)[:, 1]
+        p_all = m["pipeline"].predict_proba(design.X)[:, 1]
         has_rs = m["kind"] != "clinical"
-        fr = meta_rows.assign(task=d.task, model=name, probability=p_all, rad_score=rs_all if has_rs else np.nan)
+        fr = meta_rows.assign(task=design.task, model=name, probability=p_all, rad_score=rs_all if has_rs else np.nan)
         fr.loc[tr, "split"] = "train"
-        cvf = tr_rows.assign(split="cv", task=d.task, model=name, probability=m["oof"],
+        cvf = tr_rows.assign(split="cv", task=design.task, model=name, probability=m["oof"],
                              rad_score=cv.signatures.fold_radscore if has_rs else np.nan)
         frames += [cvf, fr]
-        thresholds[name] = youden(d.ytr, m["oof"] if plan.cfg["threshold_from"] == "cv" else p_all[tr])
+        thresholds[name] = youden(design.ytr, m["oof"] if plan.cfg["threshold_from"] == "cv" else p_all[tr])
     predictions = pd.concat(frames, ignore_index=True)[
         ["patient_id", "image_id", "task", "split", "model", "y", "probability", "rad_score"]]
     order = {s: i for i, s in enumerate(["cv", "train", "test", "external"])}
