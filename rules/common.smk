@@ -18,8 +18,11 @@ envvars:
     "PYTHONPATH",  # set just above; asserted so that Snakemake passes it on to cluster jobs
 
 
-from usrad.config import canonical, validate_config  # noqa: E402
+from usrad.config import canonical  # noqa: E402
 from usrad.errors import UsradError  # noqa: E402
+from usrad.plan import validate_config  # noqa: E402
+from usrad.settings import model_names as config_model_names  # noqa: E402
+from usrad.settings import radiomics_only as config_radiomics_only  # noqa: E402
 
 try:
     _validated = validate_config(
@@ -149,7 +152,7 @@ def validation_config():
 
 
 def plan_config():
-    """Keys check_plan reads: what the split and the models would refuse later (usrad.models.check_plan): the split
+    """Keys check_plan reads: what the split and the models would refuse later (usrad.plan.check_plan): the split
     and its seed, CV folds and classifiers (patients per class), the ICC filter's second segmentation.
     """
     m = config["modelling"]
@@ -208,15 +211,11 @@ def task_names():
 def model_names():
     """The bundles fit_task writes per task: radscore and the classifiers, plus clinical, nomogram and combined
     unless the config is radiomics only (clinical.predictors: [])."""
-    from usrad.models import model_names as names
-
-    return names(config)
+    return config_model_names(config)
 
 
 def radiomics_only():
-    from usrad.models import radiomics_only as only
-
-    return only(config)
+    return config_radiomics_only(config)
 
 
 def clinical_tables():

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from usrad.cohort import (load_cohort, read_cohort_table, task_labels, validate_command, validate_manifest,
+from usrad.cohort import (load_cohort, read_cohort_table, task_labels, validate_manifest,
                           value_rules, write_cohort_table, MANIFEST_SCHEMA_PATH, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
 from usrad.config import validate_config
 from usrad.errors import UsradError
+from usrad.plan import validate_command
 
 REPO = Path(__file__).resolve().parents[1]
 BUSBRA = REPO.parent / "shared" / "data" / "busbra"

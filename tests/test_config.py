@@ -69,7 +69,11 @@ def test_every_schema_key_has_description_and_default():
     walk(load_schema(), "")
 
 
-def test_modelling_defaults_in_schema_equal_the_code_defaults():
-    from usrad.models import DEFAULTS
+def test_modelling_settings_are_the_schema_defaults():
+    from usrad.settings import CLASSIFIERS, modelling_settings
 
-    assert validate_config({})["modelling"] == DEFAULTS
+    defaults = validate_config({})["modelling"]
+    assert modelling_settings(None) == defaults and modelling_settings({}) == defaults
+    assert list(CLASSIFIERS) == defaults["classifiers"]
+    assert modelling_settings({"lasso": {"n_C": 5}, "search_spaces": {"lr": {"C": [1.0]}}})["lasso"] == dict(
+        defaults["lasso"], n_C=5)

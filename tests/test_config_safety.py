@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from test_cohort import NamedList, make_manifest, rewrite
-from usrad.cohort import validate_command
-from usrad.config import validate_config
+from usrad.plan import validate_command
+from usrad.plan import validate_config
 from usrad.errors import UsradError
 from usrad.split import make_split
 

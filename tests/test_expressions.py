@@ -15,10 +15,11 @@ from test_cohort import config, make_manifest, rewrite
 
 from usrad import expr
 from usrad.cli import main as cli_main
-from usrad.cohort import task_labels, validate_command, validate_manifest
+from usrad.cohort import task_labels, validate_manifest
 from usrad.config import load_config, validate_config
 from usrad.errors import UsradError
 from usrad.expr import ExpressionError, columns, evaluate, parse
+from usrad.plan import validate_command
 
 FUZZ_EXAMPLES = int(os.environ.get("USRAD_FUZZ_EXAMPLES", "300"))
 

@@ -311,8 +311,8 @@ def test_cross_fitted_rad_score_gets_the_coefficient_of_new_patients_and_the_in_
     cf, insample = [], []
     for seed in range(1, 7):
         feats, cohort, split = train_test(600, 4000, 0.4, seed=seed, n_features=300, beta_z=1.5, noise=3.0)
-        d = M._task_design(feats, cohort, split, TASK, {"lasso": {"cv_folds": 3, "n_C": 10}}, CLIN)
-        signature = M._signature(d.rad_cols, d.cfg, d.copy_reader, seed)
+        d = M.task_design(feats, cohort, split, TASK, {"lasso": {"cv_folds": 3, "n_C": 10}}, CLIN)
+        signature = M.task_signature(d.rad_cols, d.cfg, d.copy_reader, seed)
         crossfit = _nomogram(signature, 5, seed).fit(d.Xtr, d.ytr)
         naive = _nomogram(signature, None, seed).fit(d.Xtr, d.ytr)
         test = ~d.tr
@@ -332,7 +332,7 @@ def test_second_stage_cv_predictions_are_the_pipeline_refitted_on_each_outer_fol
            "lasso": {"cv_folds": 3, "n_C": 8}}
     pred = fit_task(feats, cohort, split, TASK, cfg, CLIN, seed=5, n_jobs=1, out_dir=tmp_path)
     model, _ = load_bundle(tmp_path / "models" / "nomogram")
-    d = M._task_design(feats, cohort, split, TASK, cfg, CLIN)
+    d = M.task_design(feats, cohort, split, TASK, cfg, CLIN)
     expected = np.full(len(d.ytr), np.nan)
     for a, b in grouped_folds(d.ytr, cv_groups(d.Xtr), 5, 5):
         expected[b] = clone(model).fit(d.Xtr.iloc[a], d.ytr[a]).predict_proba(d.Xtr.iloc[b])[:, 1]

@@ -24,10 +24,11 @@ from PIL import Image
 
 from test_cohort import N_POSITIVE, config, make_manifest, rewrite, write_png
 from usrad.atomic import write_tsv
-from usrad.cohort import load_cohort, read_cohort_table, validate_command, validate_manifest, write_cohort_table
+from usrad.cohort import load_cohort, read_cohort_table, validate_manifest, write_cohort_table
 from usrad.errors import UsradError
 from usrad.imageio import MAX_PIXELS, read_image, read_mask
 from usrad.models import read_predictions
+from usrad.plan import validate_command
 from usrad.predict import read_predictions_table
 from usrad.split import make_split, read_split, write_split
 from usrad.tables import parse_number, read_table

@@ -17,8 +17,8 @@ labels (and are kept on one side of the split); a missing column does not stop t
 """
 from __future__ import annotations
 
+import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,12 @@ from .manifest.reading import (
     in_manifest_order, is_missing, printable, read_frame, to_number, value_rules)
 from .manifest.values import (clinical_problems, id_findings, outcome_problems, patient_value_findings,
                               spelling_problems)
-from .tables import read_table
-from .tasks import class_counts, class_problems, names_in, task_label_findings, task_labels
+from .settings import training_patients_per_class
+from .tables import parse_number, read_table
+from .tasks import MIN_PATIENTS_PER_CLASS, class_counts, class_problems, names_in, task_label_findings, task_labels
 
 __all__ = ["MANIFEST_SCHEMA_PATH", "OPTIONAL_COLUMNS", "PIXEL_HASH_COLUMN", "RADIOMICS_ONLY_NOTE", "REQUIRED_COLUMNS",
-           "VALIDATE_PROBLEMS_EXIT", "load_cohort", "read_cohort_table", "summary", "task_labels", "validate_command",
+           "external_rows", "load_cohort", "min_patients_per_class", "read_cohort_table", "summary", "task_labels",
            "validate_manifest", "value_rules", "write_cohort_table"]
 
 
@@ -115,8 +116,6 @@ def _task_findings(out: pd.DataFrame, df: pd.DataFrame, cfg: dict, mfile: str, e
     A task whose columns have bad cells (already reported) is still evaluated with those cells missing, so
     that its other cells (e.g. missing outcomes) are reported too; its class counts are then not checked.
     """
-    from .split import min_patients_per_class
-
     frame = out.assign(_row=df["_row"])
     minimum = min_patients_per_class(cfg)
     problems, labels = [], {}
@@ -179,6 +178,29 @@ def load_cohort(manifest_path, cfg: dict) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
+# What the config asks of the cohort's classes and external set
+
+def external_rows(values: pd.Series, external_values) -> pd.Series:
+    """Rows whose value is one of ``external_values`` (text, as in the config). A numeric column also matches
+    numerically, so ``"1"`` matches a cohort value read as ``1.0``."""
+    wanted = {str(v) for v in external_values}
+    hit = values.astype(str).isin(wanted)
+    numbers = {parse_number(v) for v in wanted if parse_number(v) is not None}
+    if numbers and pd.api.types.is_numeric_dtype(values):
+        hit |= values.isin(numbers)
+    return hit
+
+
+def min_patients_per_class(cfg: dict) -> int:
+    """Patients needed per class (in the part of the cohort that is split into training and test):
+    MIN_PATIENTS_PER_CLASS, or more when the training part (1 - split.test_size of them) must hold
+    :func:`usrad.settings.training_patients_per_class` (modelling.cv_folds; an SVM's Platt scaling)."""
+    test_size = (cfg.get("split") or {}).get("test_size", 0.25)
+    share = max(1e-9, 1 - test_size)
+    return max(MIN_PATIENTS_PER_CLASS, math.ceil(round(training_patients_per_class(cfg) / share, 9)))  # 7/0.1 is 70
+
+
+# --------------------------------------------------------------------------------------------------
 # The cohort table on disk
 
 def write_cohort_table(df: pd.DataFrame, path) -> None:
@@ -203,7 +225,7 @@ def read_cohort_table(path, categorical=()) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# usrad validate
+# usrad validate's summary (the command: usrad.plan.validate_command)
 
 RADIOMICS_ONLY_NOTE = "radiomics only: no clinical predictors; clinical, nomogram and combined models are not fitted"
 
@@ -220,8 +242,6 @@ def summary(df: pd.DataFrame, cfg: dict) -> str:
         text += "\n" + RADIOMICS_ONLY_NOTE
     by = (cfg.get("split") or {}).get("by_column")
     if by and by in df.columns:
-        from .split import external_rows
-
         ext = external_rows(df[by], (cfg.get("split") or {}).get("external_values") or [])
         text += (f"\nexternal set ({by} in {sorted(map(str, cfg['split']['external_values']))}): "
                  f"{df.loc[ext, 'patient_id'].nunique()} patients, never trained on; development part: "
@@ -230,23 +250,3 @@ def summary(df: pd.DataFrame, cfg: dict) -> str:
     if warnings:
         text += f"\nWarnings ({len(warnings)}; not errors, but look at these images):\n" + "\n".join(f"  - {w}" for w in warnings)
     return text
-
-
-VALIDATE_PROBLEMS_EXIT = 2  # the CLI's exit status for a user's mistake
-
-
-def validate_command(manifest, config_path=None) -> int:
-    """``usrad validate MANIFEST [--config FILE]``: print a summary (and warnings) or every problem of the config
-    and the manifest; return the exit code (0 valid, 2 problems). Reads only; writes nothing."""
-    from .config import load_config, validate_config
-    from .models import check_plan
-
-    try:
-        cfg = load_config(config_path) if config_path else validate_config({}, source="(defaults)")
-        df = load_cohort(manifest, cfg)
-        check_plan(df, cfg)  # what the split and the models would refuse later: the split, classes per part, ...
-        print(summary(df, cfg))
-    except UsradError as err:
-        print(err.render(), file=sys.stderr)
-        return VALIDATE_PROBLEMS_EXIT
-    return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import jsonschema
 import yaml
 
 from .errors import Problem, UsradError
+from .expr import ExpressionError, columns, parse, shown
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parents[1]
@@ -50,6 +52,22 @@ _Validator = jsonschema.validators.extend(
         "integer", lambda _checker, x: isinstance(x, int) and not isinstance(x, bool)))
 _DefaultFiller = _extend_with_default(_Validator)
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state limit
+#: A check of a schema-valid config with its defaults: ``check(cfg, source) -> [Problem]``.
+Check = Callable[[dict, str], list[Problem]]
+
+
+def section_defaults(section: str) -> dict:
+    """The defaults the schema gives the top-level ``section`` (nested ones filled in): what
+    :func:`validate_config` fills into a config without that section. A fresh copy."""
+    return copy.deepcopy(_section_defaults(section, SCHEMA_PATH.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _section_defaults(section: str, mtime_ns: int) -> dict:
+    instance: dict = {}
+    for _ in _DefaultFiller(load_schema()["properties"][section]).iter_errors(instance):
+        pass
+    return instance
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -58,11 +76,14 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 
 
 def validate_config(config: dict | None, schema: dict | None = None, source: str = "config",
-                    text_values: bool = False) -> dict:
+                    text_values: bool = False, checks: Sequence[Check] = ()) -> dict:
     """Validate ``config``; return a copy with defaults filled. Raises UsradError listing every problem.
 
     ``text_values``: read a text value as YAML where the schema wants a number, true/false or null there
-    (:func:`coerce_text_values`; Snakemake's ``--config KEY="{...}"`` passes every nested value as text)."""
+    (:func:`coerce_text_values`; Snakemake's ``--config KEY="{...}"`` passes every nested value as text).
+    ``checks``: more checks ``check(cfg, source) -> [Problem]`` of the schema-valid config with its defaults,
+    whose problems are reported with this module's own (the checks that need the models:
+    :func:`usrad.plan.validate_config`)."""
     schema = schema if schema is not None else load_schema()
     try:
         cfg = copy.deepcopy(config) if config is not None else {}
@@ -87,6 +108,8 @@ def validate_config(config: dict | None, schema: dict | None = None, source: str
         pass
     problems.extend(_semantic_problems(cfg, source))
     problems.extend(run_problems(cfg, source))
+    for check in checks:
+        problems.extend(check(cfg, source))
     if problems:
         raise UsradError(f"Invalid configuration in {source}", problems)
     return cfg
@@ -137,8 +160,6 @@ def _expression_problems(cfg: dict, source: str) -> list[Problem]:
     """Every task label/subset that is not a valid task expression (:mod:`usrad.expr`; docs/manifest.md, "Task
     expressions"), each naming ``tasks[i].label``/``subset``. Runs on the raw config: values of the wrong type are
     left to the schema check; whether the columns exist is checked against the manifest (usrad.cohort)."""
-    from .expr import ExpressionError, parse, shown
-
     tasks = cfg.get("tasks")
     problems = []
     for i, task in enumerate(tasks if isinstance(tasks, list) else []):
@@ -209,12 +230,11 @@ ID_COLUMNS = ("patient_id", "image_id", "image", "mask", "mask_reader2", "pixel_
 
 
 def run_problems(cfg: dict, source: str = "config") -> list[Problem]:
-    """What a later rule would refuse, known from the (schema-valid) config alone: predictors, split, ICC
-    copy reader, predicted models and search spaces. The checks that need the cohort are
-    :func:`usrad.models.plan_problems`."""
+    """What a later rule would refuse, known from the (schema-valid) config alone: predictors, split and ICC
+    copy reader. The checks that need the models (predicted models, search spaces) are
+    :func:`usrad.plan.config_problems`, those that need the cohort :func:`usrad.plan.plan_problems`."""
     return (_predictor_problems(cfg, source) + _split_config_problems(cfg, source)
-            + _copy_reader_config_problems(cfg, source) + _predict_model_problems(cfg, source)
-            + _search_space_config_problems(cfg, source))
+            + _copy_reader_config_problems(cfg, source))
 
 
 def _twice(values: list) -> list:
@@ -223,8 +243,6 @@ def _twice(values: list) -> list:
 
 def _predictor_problems(cfg: dict, source: str) -> list[Problem]:
     """Predictors listed twice, id/path columns, columns a task's label/subset uses (leakage), the split column."""
-    from .expr import ExpressionError, columns
-
     def names_in(text) -> set[str]:
         try:
             return set(columns(text))
@@ -288,27 +306,6 @@ def _copy_reader_config_problems(cfg: dict, source: str) -> list[Problem]:
                     f"{', ' + ', '.join(perturbed) if perturbed else ''} or null", file=source)]
 
 
-def _predict_model_problems(cfg: dict, source: str) -> list[Problem]:
-    """``predict_models`` must be bundles the run writes (checked when ``predict_manifest`` is set)."""
-    if not cfg["predict_manifest"]:
-        return []
-    from .models import model_names, radiomics_only
-
-    names = model_names(cfg)
-    why = " (radiomics only: clinical.predictors is empty)" if radiomics_only(cfg) else ""
-    return [Problem(f"key 'predict_models': {m!r} is not fitted by this configuration{why}; choose from "
-                    f"{', '.join(names)}", file=source) for m in dict.fromkeys(cfg["predict_models"]) if m not in names]
-
-
-def _search_space_config_problems(cfg: dict, source: str) -> list[Problem]:
-    spaces = cfg["modelling"]["search_spaces"]
-    if not spaces:
-        return []
-    from .models import search_space_problems
-
-    return search_space_problems(spaces, cfg["modelling"]["class_weight"], source)
-
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
 
@@ -327,8 +324,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | Path, schema: dict | None = None) -> dict:
-    """Read a YAML config file and validate it (UsradError on any problem)."""
+def load_config(path: str | Path, schema: dict | None = None, checks: Sequence[Check] = ()) -> dict:
+    """Read a YAML config file and validate it (UsradError on any problem; ``checks``: :func:`validate_config`)."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -346,7 +343,7 @@ def load_config(path: str | Path, schema: dict | None = None) -> dict:
         raise UsradError(f"Config file {path} is not valid YAML", [Problem(_short(str(exc), 1000), file=str(path))]) from None
     except RecursionError:
         raise UsradError(f"Config file {path} is not valid YAML", [Problem("nested too deeply", file=str(path))]) from None
-    return validate_config(raw, schema, source=str(path))
+    return validate_config(raw, schema, source=str(path), checks=checks)
 
 
 def task_by_name(cfg: dict[str, Any], name: str) -> dict:

@@ -18,7 +18,6 @@ each task's classes too small in one part (:func:`part_class_problems`).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +25,23 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .atomic import write_tsv
+from .cohort import external_rows, min_patients_per_class
 from .errors import Problem, UsradError
-from .tables import parse_number, read_table
-from .tasks import MIN_PATIENTS_PER_CLASS, class_problems
+from .settings import training_patients_per_class
+from .tables import read_table
+from .tasks import class_problems
+from .tasks import task_labels as subset_labels
+
+__all__ = ["SPLIT_VALUES", "external_rows", "make_split", "min_patients_per_class", "part_class_problems",
+           "read_split", "split_groups", "split_problems", "task_labels", "task_split", "training_patients_per_class",
+           "write_split"]
 
 SPLIT_VALUES = ("train", "test", "external")
 
 
 def task_labels(cohort: pd.DataFrame, task: dict) -> pd.Series:
     """0/1 label per row of ``cohort`` (NaN outside the task's subset); wraps :func:`usrad.tasks.task_labels`."""
-    from .tasks import task_labels as _labels
-
-    return _labels(cohort, task).reindex(cohort.index).astype(float)
+    return subset_labels(cohort, task).reindex(cohort.index).astype(float)
 
 
 def _strata(cohort: pd.DataFrame, tasks: list[dict]) -> pd.Series:
@@ -157,17 +161,6 @@ def _check_groups(df: pd.DataFrame, groups: pd.Series, internal: pd.Series, by_c
         raise UsradError("Cannot split the cohort", problems)
 
 
-def external_rows(values: pd.Series, external_values) -> pd.Series:
-    """Rows whose value is one of ``external_values`` (text, as in the config). A numeric column also matches
-    numerically, so ``"1"`` matches a cohort value read as ``1.0``."""
-    wanted = {str(v) for v in external_values}
-    hit = values.astype(str).isin(wanted)
-    numbers = {parse_number(v) for v in wanted if parse_number(v) is not None}
-    if numbers and pd.api.types.is_numeric_dtype(values):
-        hit |= values.isin(numbers)
-    return hit
-
-
 def _some_values(values: pd.Series, n: int = 8) -> str:
     uniq = sorted(map(str, pd.unique(values.dropna())))
     return ", ".join(map(repr, uniq[:n])) + (f", … ({len(uniq)} values)" if len(uniq) > n else "") if uniq else "none"
@@ -220,29 +213,6 @@ def task_split(split_df: pd.DataFrame, cohort: pd.DataFrame, task: dict) -> pd.D
 
 # --------------------------------------------------------------------------------------------------
 # checks before anything runs (usrad validate, rule validate_cohort): the split that will be used
-
-def training_patients_per_class(cfg: dict) -> int:
-    """Training patients each class of a task needs: ``modelling.cv_folds`` (the CV that tunes and compares
-    the models), and when an SVM is fitted, enough in every fold's training part for its 5-fold Platt scaling."""
-    from .models import SVM_CALIBRATION_FOLDS, modelling_settings, radiomics_only
-
-    ms = modelling_settings(cfg.get("modelling"))
-    k = int(ms["cv_folds"])
-    used = set(ms["classifiers"]) | (set() if radiomics_only(cfg) else set(ms["combined_classifiers"]))
-    need = k
-    if "svm" in used:
-        need = max(need, math.ceil(SVM_CALIBRATION_FOLDS * k / (k - 1)))
-    return need
-
-
-def min_patients_per_class(cfg: dict) -> int:
-    """Patients needed per class (in the part of the cohort that is split into training and test):
-    MIN_PATIENTS_PER_CLASS, or more when the training part (1 - split.test_size of them) must hold
-    :func:`training_patients_per_class` (modelling.cv_folds; an SVM's Platt scaling)."""
-    test_size = (cfg.get("split") or {}).get("test_size", 0.25)
-    share = max(1e-9, 1 - test_size)
-    return max(MIN_PATIENTS_PER_CLASS, math.ceil(round(training_patients_per_class(cfg) / share, 9)))  # 7/0.1 is 70
-
 
 def split_problems(cohort: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame | None, list[Problem]]:
     """The split rule ``split`` will make from ``cohort`` and ``cfg`` (same seed, same function) and every

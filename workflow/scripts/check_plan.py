@@ -3,7 +3,7 @@ part, clinical predictors, the ICC filter's copy reader), every problem at once,
 from usrad.atomic import write_text
 from usrad.cohort import read_cohort_table
 from usrad.errors import rule_errors
-from usrad.models import check_plan
+from usrad.plan import check_plan
 
 smk = snakemake  # noqa: F821 (injected by the script directive)
 with rule_errors(smk):
