@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,11 +162,30 @@ def test_no_import_cycle():
     assert cycles == []
 
 
+#: Modules allowed to import inside functions, and why. Only the command line, which nothing imports (so no cycle
+#: can hide there): each command imports its modules when it runs, so `usrad --help` need not load scikit-learn.
+LAZY_IMPORTS = {"usrad.cli": "each command imports what it runs; --help and --version stay fast"}
+
+
 def test_no_usrad_import_inside_a_function():
     local = [f"{name}.{fn.name} line {node.lineno}: {target}"
-             for name, tree in TREES.items() for fn in _function_nodes(tree)
+             for name, tree in TREES.items() if name not in LAZY_IMPORTS for fn in _function_nodes(tree)
              for node, target in _imports(name, fn)]
     assert local == []
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """What the cli's exception buys: importing it loads none of the modelling or imaging libraries."""
+    code = ("import sys, usrad.cli; heavy = sorted(m for m in ('sklearn', 'xgboost', 'radiomics', 'matplotlib', "
+            "'SimpleITK') if m in sys.modules); print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.stdout.strip() == ""
+    assert not any(m in LAZY_IMPORTS for m in _imported_by_others()), "a lazily importing module is imported"
+
+
+def _imported_by_others() -> set[str]:
+    return {target for name, tree in TREES.items() for _, target in _imports(name, tree) if target != name}
 
 
 def test_no_private_name_across_modules():

@@ -142,7 +142,7 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .cohort import validate_command
+    from .plan import validate_command
 
     # validate reports a missing manifest or config itself, with the config's problems; only a device or pipe,
     # which would block reading, is refused here
