@@ -1,10 +1,12 @@
-"""Access to the predictions table the figures and tables draw from.
+"""Access to the predictions table the figures and tables draw from, and to the metric tables the figures draw.
 
 *predictions*: one row per image × model × split, columns ``patient_id, image_id, task, split``
 (``cv``/``train``/``test``/``external``), ``model``, ``probability`` and the outcome ``y`` (0/1,
 :data:`usrad.reporting.style.LABEL`); optional ``rad_score``. *thresholds*: ``{model: threshold}`` or
 ``{(task, model): threshold}``, fixed on the training data. :func:`check_predictions` checks the table;
-:func:`task_of`, :func:`models_present`, :func:`splits_present`, :func:`select_rows` pick what to draw.
+:func:`task_of`, :func:`models_present`, :func:`splits_present`, :func:`select_rows` pick what to draw
+(the first three also work on any table with ``task, model, split`` columns); :func:`table_rows` picks one
+(task, model, split)'s rows of such a table.
 """
 from __future__ import annotations
 
@@ -53,6 +55,12 @@ def select_rows(pred: pd.DataFrame, task: str | None, split: str, model: str) ->
     if task is not None:
         sel = sel[sel["task"] == task]
     return sel.sort_values(["patient_id", "image_id"], kind="mergesort")
+
+
+def table_rows(table: pd.DataFrame, task: str | None, split: str, model: str) -> pd.DataFrame:
+    """The rows of one (task, split, model) of a metric table (Table 3, a curve table), in the table's order."""
+    sel = table[(table["split"] == split) & (table["model"] == model)]
+    return sel if task is None else sel[sel["task"] == task]
 
 
 def models_present(pred: pd.DataFrame, task, models) -> list[str]:
