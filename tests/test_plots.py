@@ -28,7 +28,7 @@ from usrad.reporting.nomogram_figure import nomogram_figure
 from usrad.reporting.predictions import attach_outcome, check_predictions
 from usrad.reporting.signature import icc_figure, lasso_cv_figure, lasso_path_figure, radscore_figure
 from usrad.reporting.style import MM, SINGLE, new_figure, save_figure
-from usrad.reporting.tables import format_performance, performance_tables
+from usrad.reporting.tables import format_performance, performance_tables, radscore_table
 from usrad.errors import UsradError
 
 N_BOOT = 200
@@ -185,6 +185,12 @@ def test_figures_draw_the_numbers_of_the_tables_they_are_given_and_compute_nothi
     assert tuple(conf.loc[("combined", "test"), ["tp", "fp", "tn", "fn"]]) == (1, 2, 3, 4)
     drawn = decision_curve_figure(dca, tmp_path / "dca")
     assert (drawn.loc[(drawn["model"] == "clinical") & (drawn["split"] == "train"), "net_benefit"] == 0.0123).all()
+    monkeypatch.undo()
+    by_class = radscore_table(three)
+    by_class.loc[by_class["split"] == "test", "p_value"] = 0.0421
+    monkeypatch.setattr(metrics, "mann_whitney_p", _no_statistic)
+    rs = radscore_figure(three, by_class, tmp_path / "rs")
+    assert set(rs.loc[rs["split"] == "test", "p_value"]) == {0.0421}
     with pytest.raises(UsradError, match="ROC band"):
         roc_figure(perf, curve, band[band["model"] != "clinical"], tmp_path / "x")
 
@@ -388,7 +394,7 @@ def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_tre
 
 def test_radscore_separates_classes_with_small_p_and_reports_medians(preds, tmp_path):
     stem = tmp_path / "radscore"
-    data = radscore_figure(preds, stem)
+    data = radscore_figure(preds, radscore_table(preds), stem)
     assert_figure_files(stem, 89)
     for split in ("train", "test"):
         r = data[data["split"] == split].set_index("class")
@@ -397,6 +403,8 @@ def test_radscore_separates_classes_with_small_p_and_reports_medians(preds, tmp_
         assert r.loc[1, "median"] > r.loc[0, "median"]
         assert r.loc[0, "p_value"] < 1e-6
         assert r["n"].sum() == len(d)
+        expected = stats.mannwhitneyu(d.loc[d["y"] == 1, "rad_score"], d.loc[d["y"] == 0, "rad_score"]).pvalue
+        assert r.loc[0, "p_value"] == r.loc[1, "p_value"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_confusion_counts_use_the_fixed_threshold_with_p_at_or_above_as_positive(preds, tmp_path):
@@ -667,7 +675,8 @@ def test_models_py_names_and_external_split_are_drawn_with_defaults(tmp_path):
     d = _sel(p, "external", "nomogram")
     assert roc.set_index(["split", "model"]).loc[("external", "nomogram"), "auc"] == \
         pytest.approx(metrics.auc(d["y"], d["probability"]))
-    rs = radscore_figure(p, tmp_path / "rs3", splits=("train", "test", "external"))
+    three = ("train", "test", "external")
+    rs = radscore_figure(p, radscore_table(p, splits=three), tmp_path / "rs3", splits=three)
     assert_figure_files(tmp_path / "rs3", 183)
     assert set(rs["split"]) == {"train", "test", "external"}
     fo = forest_figure(_table3(p, n_boot=100), tmp_path / "forest3", splits=("train", "test", "external"))

@@ -33,7 +33,7 @@ from .nomogram_figure import nomogram_figure, nomogram_model, spaced_probabiliti
 from .predictions import check_predictions, models_present, task_of
 from .signature import icc_figure, lasso_cv_figure, lasso_path_figure, lasso_tables, radscore_figure
 from .style import CLASSIFIERS, model_label, placeholder_figure, write_table
-from .tables import delong_table, format_delong, format_performance, performance_tables, table2
+from .tables import delong_table, format_delong, format_performance, performance_tables, radscore_table, table2
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ TASK_FIGURES = ("roc", "forest", "calibration", "decision_curve", "radscore", "c
 #: Tables written by :func:`evaluate_task` under ``results/{task}/tables/`` (``.tsv``).
 TASK_TABLES = ("table2_odds_ratios", "table3_performance", "table3_performance_formatted", "delong",
                "delong_formatted", "calibration", "calibration_curve", "roc_curve", "roc_band", "decision_curve",
-               "nomogram_points", "shap_importance", "evaluation_settings")
+               "radscore_by_class", "nomogram_points", "shap_importance", "evaluation_settings")
 
 #: Outputs of the clinical models only: absent when the config lists no clinical predictor (radiomics only).
 CLINICAL_FIGURES = ("nomogram",)
@@ -238,18 +238,19 @@ def _metric_tables(out: _Outputs, pred, thr, comparisons, splits, n_boot, seed, 
 
 def _curve_tables(out: _Outputs, pred, main, splits, n_boot, seed) -> None:
     """The ROC curves and bands (the patient-level resamples of Table 3's AUC intervals) and the decision
-    curves of the main models on the figures' splits."""
+    curves of the main models, and the rad-score by class, on the figures' splits."""
     curve, band = roc_tables(pred, task=out.task, models=main, splits=splits, n_boot=n_boot, seed=seed)
     out.table(curve, "roc_curve")
     out.table(band, "roc_band")
     out.tick("roc tables")
     out.table(decision_curve_table(pred, task=out.task, models=main, splits=splits), "decision_curve")
-    out.tick("decision curve table")
+    out.table(radscore_table(pred, task=out.task, splits=splits), "radscore_by_class")
+    out.tick("decision curve and rad-score tables")
 
 
 def _prediction_figures(out: _Outputs, pred, main, splits, seed) -> None:
-    """ROC, forest, calibration, decision curve, confusion (each drawn from the tables as written, read back
-    exactly, never its own statistics) and the rad-score by class."""
+    """ROC, forest, calibration, decision curve, rad-score, confusion: each drawn from the tables as written
+    (read back exactly), never its own statistics."""
     task, stem = out.task, out.stem
     perf = out.read("table3_performance")
     roc_figure(perf, out.read("roc_curve"), out.read("roc_band"), stem("roc"), task=task, models=main,
@@ -259,7 +260,7 @@ def _prediction_figures(out: _Outputs, pred, main, splits, seed) -> None:
     calibration_figure(out.read("calibration"), out.read("calibration_curve"), pred, stem("calibration"), task=task,
                        models=main, splits=splits)
     decision_curve_figure(out.read("decision_curve"), stem("decision_curve"), task=task, models=main, splits=splits)
-    radscore_figure(pred, stem("radscore"), task=task, splits=splits, seed=seed)
+    radscore_figure(pred, out.read("radscore_by_class"), stem("radscore"), task=task, splits=splits, seed=seed)
     confusion_figure(perf, stem("confusion"), task=task, models=main, splits=splits)
     out.tick("calibration+dca+radscore+confusion")
 

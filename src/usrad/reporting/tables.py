@@ -1,7 +1,8 @@
 """The result tables: Table 2 (odds ratios of the clinical predictors, :func:`table2`), Table 3
 (performance with patient-level CIs, :func:`performance_tables`, and its paper text :func:`format_performance`)
 and the DeLong comparisons (:func:`delong_table`, :func:`format_delong`); for the demo, the AUC of the
-Bayes-optimal probabilities (:func:`oracle_auc_rows`).
+Bayes-optimal probabilities (:func:`oracle_auc_rows`); the rad-score by class with its Mann–Whitney test
+(:func:`radscore_table`).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pandas as pd
 from .. import metrics
 from ..errors import Problem, UsradError
 from ..tables import read_table
-from .predictions import check_predictions, models_present, select_rows, task_of, threshold_of
-from .style import ALL_SPLITS, LABEL, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
+from .predictions import check_predictions, models_present, radscore_values, select_rows, task_of, threshold_of
+from .style import ALL_SPLITS, LABEL, SPLITS, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
 
 
 def performance_tables(predictions: pd.DataFrame, thresholds: Mapping, stem=None, n_boot: int = 2000,
@@ -153,3 +154,27 @@ def oracle_auc_rows(results_dir: Path, tasks: Sequence[str], ground_truth, rep_d
                 oracle_rows.append({"task": task, "split": "test", "n": len(d), "auc": metrics.auc(d["y"], d[col])})
     write_table(pd.DataFrame(oracle_rows, columns=["task", "split", "n", "auc"]), rep_dir / "oracle_auc")
     return oracle_rows
+
+
+#: Columns of the rad-score table (:func:`radscore_table`), one row per (split, class).
+RADSCORE_COLUMNS = ("task", "model", "split", "class", "n", "median", "q1", "q3", "p_value")
+
+
+def radscore_table(predictions: pd.DataFrame, task: str | None = None, model: str | None = None,
+                   splits: Sequence[str] = SPLITS) -> pd.DataFrame:
+    """The rad-score (``rad_score`` of ``model``'s rows: default ``radscore``, else ``radiomics``) of negative and
+    positive cases on each split: ``n``, median and quartiles, and the split's two-sided Mann–Whitney P
+    (:func:`usrad.metrics.mann_whitney_p`, positive against negative). :data:`RADSCORE_COLUMNS`."""
+    task, model, splits, values = radscore_values(predictions, task, model, splits)
+    rows = []
+    for split in splits:
+        if split not in values:
+            continue
+        vals = values[split]
+        pval = metrics.mann_whitney_p(vals[1], vals[0])
+        for c in (0, 1):
+            v = vals[c]
+            q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75]) if len(v) else (np.nan,) * 3
+            rows.append({"task": task, "model": model, "split": split, "class": c, "n": len(v), "median": med,
+                         "q1": q1, "q3": q3, "p_value": pval})
+    return pd.DataFrame(rows, columns=list(RADSCORE_COLUMNS))
