@@ -137,6 +137,20 @@ def test_confusion_counts_equal_pROC_coords_at_every_threshold(asah, ref):
             np.round([row.tp, row.fp, row.tn, row.fn])), row.threshold  # pROC stores counts as se*n (floats)
 
 
+def test_roc_curve_equals_pROC_coords_and_its_area_is_the_auc(asah, ref):
+    """The empirical curve is pROC's (every threshold, from (0, 0) to (1, 1)); the trapezoid area under it
+    is the Mann–Whitney AUC (ties count one half), whose U test is scipy's."""
+    coords = pd.read_csv(ref / "expected_pROC_coords_s100b.csv").sort_values(["fpr", "tpr"], kind="mergesort")
+    curve = M.roc_curve(asah.y, asah.s100b)
+    assert len(curve) == asah.s100b.nunique() + 1 == len(coords)
+    np.testing.assert_allclose(curve["fpr"], coords["fpr"], atol=1e-12)
+    np.testing.assert_allclose(curve["tpr"], coords["tpr"], atol=1e-12)
+    assert np.trapezoid(curve["tpr"], curve["fpr"]) == pytest.approx(M.auc(asah.y, asah.s100b), abs=1e-12)
+    pos, neg = asah.s100b[asah.y == 1], asah.s100b[asah.y == 0]
+    assert M.mann_whitney_p(pos, neg) == pytest.approx(stats.mannwhitneyu(pos, neg).pvalue, rel=1e-12)
+    assert np.isnan(M.mann_whitney_p(pos, []))
+
+
 def test_youden_prefers_the_most_sensitive_of_tied_thresholds():
     # thresholds 1.5 (se 1, sp 0.5) and 3.5 (se 0.5, sp 1) tie at J = 0.5; 2.5 gives se .5 sp .5
     y = np.array([0, 1, 0, 1])

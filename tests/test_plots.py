@@ -2,8 +2,10 @@
 :mod:`usrad.metrics` computes (checked on synthetic predictions with a known signal)."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,20 +15,24 @@ from scipy import stats
 
 from usrad import metrics
 from usrad.reporting import calibration as calibration_module
-from usrad.reporting import discrimination
-from usrad.reporting.calibration import CALIBRATION_COLUMNS, CURVE_N_BOOT, calibration_figure, calibration_tables
+from usrad.reporting.calibration import calibration_figure
 from usrad.reporting.cohort import flow_figure, table1
+from usrad.reporting.curves import (
+    CALIBRATION_COLUMNS, CURVE_N_BOOT, ROC_BAND_COLUMNS, ROC_CURVE_COLUMNS, calibration_tables, decision_curve_table,
+    roc_tables
+)
 from usrad.reporting.decision import confusion_figure, decision_curve_figure
-from usrad.reporting.discrimination import forest_figure, roc_band, roc_figure
+from usrad.reporting.discrimination import forest_figure, roc_figure
 from usrad.reporting.explain import shap_figure
 from usrad.reporting.nomogram_figure import nomogram_figure
 from usrad.reporting.predictions import attach_outcome, check_predictions
 from usrad.reporting.signature import icc_figure, lasso_cv_figure, lasso_path_figure, radscore_figure
 from usrad.reporting.style import MM, SINGLE, new_figure, save_figure
-from usrad.reporting.tables import format_performance, performance_tables
+from usrad.reporting.tables import format_performance, performance_tables, radscore_table
 from usrad.errors import UsradError
 
 N_BOOT = 200
+REPORTING = Path(__file__).resolve().parents[1] / "src" / "usrad" / "reporting"
 # d' of each model's score: binormal AUC = Phi(d / sqrt(2))
 SIGNAL = {"clinical": 0.8, "radiomics": 1.3, "combined": 1.8, "lr": 1.6, "svm": 1.5, "rf": 1.4,
           "xgb": 1.45, "knn": 1.0, "nb": 1.2, "mlp": 1.55}
@@ -63,6 +69,21 @@ def _sel(preds, split, model):
     return d.sort_values(["patient_id", "image_id"])
 
 
+def _only(preds, models):
+    return preds[preds["model"].isin(models)]
+
+
+def _table3(preds, n_boot=N_BOOT, seed=0, threshold=0.5):
+    """Table 3 of the predictions, every model at one threshold."""
+    return performance_tables(preds, {m: threshold for m in set(preds["model"])}, n_boot=n_boot, seed=seed)
+
+
+def _roc(preds, stem, n_boot=N_BOOT, seed=0, **kw):
+    """The ROC figure as the evaluation draws it: Table 3 and the ROC tables first, then the figure."""
+    curve, band = roc_tables(preds, n_boot=n_boot, seed=seed, **kw)
+    return roc_figure(_table3(preds, n_boot, seed), curve, band, stem, **kw)
+
+
 def assert_figure_files(stem, width_mm):
     png, pdf = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 2_000
@@ -78,7 +99,7 @@ def assert_figure_files(stem, width_mm):
 # ---------------------------------------------------------------------------------------------------
 def test_roc_legend_auc_and_ci_are_metrics_patient_bootstrap(preds, tmp_path):
     stem = tmp_path / "roc"
-    data = roc_figure(preds, stem, n_boot=N_BOOT, seed=3)
+    data = _roc(_only(preds, ("clinical", "radiomics", "combined")), stem, n_boot=N_BOOT, seed=3)
     assert_figure_files(stem, 183)
     assert set(data["split"]) == {"train", "test"} and len(data) == 6
     for _, r in data.iterrows():
@@ -99,9 +120,10 @@ def test_roc_band_brackets_the_observed_curve_and_narrows_with_more_patients():
     for n in (100, 1600):
         y = (rng.random(n) < 0.4).astype(int)
         p = 1 / (1 + np.exp(-(1.5 * y + rng.normal(size=n))))
-        band = roc_band(y, p, n_boot=300, seed=1)
-        fpr, tpr = discrimination._roc_points(y.astype(float), p)
-        observed = discrimination._tpr_on_grid(fpr, tpr, band["fpr"].to_numpy())[0]
+        band = metrics.roc_band(y, p, n_boot=300, seed=1)
+        curve = metrics.roc_curve(y, p)
+        observed = metrics.tpr_on_grid(curve["fpr"].to_numpy()[None, :], curve["tpr"].to_numpy()[None, :],
+                                       band["fpr"].to_numpy())[0]
         inside = (band["tpr_low"] <= observed + 1e-12) & (observed <= band["tpr_high"] + 1e-12)
         assert inside.mean() > 0.9
         widths.append(float((band["tpr_high"] - band["tpr_low"]).iloc[10:90].mean()))
@@ -110,7 +132,7 @@ def test_roc_band_brackets_the_observed_curve_and_narrows_with_more_patients():
 
 def test_forest_points_are_metrics_aucs_for_every_model_and_split(preds, tmp_path):
     stem = tmp_path / "forest"
-    data = forest_figure(preds, stem, n_boot=N_BOOT, seed=5)
+    data = forest_figure(_table3(preds, seed=5), stem)
     assert_figure_files(stem, 183)
     assert len(data) == 2 * len(SIGNAL)
     assert list(data.drop_duplicates("model")["model"][:3]) == ["clinical", "radiomics", "combined"]
@@ -119,6 +141,89 @@ def test_forest_points_are_metrics_aucs_for_every_model_and_split(preds, tmp_pat
         b = metrics.bootstrap_auc(d["y"], d["probability"], groups=d["patient_id"], n_boot=N_BOOT, seed=5)
         assert (r["auc"], r["low"], r["high"]) == pytest.approx((b["auc"], b["low"], b["high"]), abs=1e-12)
         assert r["low"] <= r["auc"] <= r["high"]
+
+
+def test_roc_tables_hold_each_curve_and_its_band_from_the_auc_resamples(preds):
+    three = _only(preds, ("clinical", "radiomics", "combined"))
+    curve, band = roc_tables(three, n_boot=N_BOOT, seed=3)
+    assert list(curve.columns) == list(ROC_CURVE_COLUMNS) and list(band.columns) == list(ROC_BAND_COLUMNS)
+    assert set(zip(band["model"], band["split"])) == set(itertools.product(("clinical", "radiomics", "combined"),
+                                                                          ("train", "test")))
+    d = _sel(three, "test", "combined")
+    b = band[(band["model"] == "combined") & (band["split"] == "test")]
+    pd.testing.assert_frame_equal(b[["fpr", "tpr_low", "tpr_high"]].reset_index(drop=True),
+                                  metrics.roc_band(d["y"], d["probability"], groups=d["patient_id"], n_boot=N_BOOT,
+                                                   seed=3))
+    c = curve[(curve["model"] == "combined") & (curve["split"] == "test")]
+    assert (c["fpr"].iloc[0], c["tpr"].iloc[0], c["fpr"].iloc[-1], c["tpr"].iloc[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(c["fpr"]) >= 0) and np.all(np.diff(c["tpr"]) >= 0)
+    assert len(b) == len(metrics.FPR_GRID) and (b["tpr_low"] <= b["tpr_high"]).all()
+
+
+def _no_statistic(*args, **kwargs):
+    raise AssertionError("a figure computed a statistic")
+
+
+def test_figures_draw_the_numbers_of_the_tables_they_are_given_and_compute_nothing(preds, tmp_path, monkeypatch):
+    """Hand-edited tables: the ROC legend, the forest points, the confusion counts and the decision curves are
+    the tables' numbers, drawn with every usrad.metrics function failing."""
+    three = _only(preds, ("clinical", "radiomics", "combined"))
+    perf = _table3(three, n_boot=50)
+    curve, band = roc_tables(three, n_boot=50)
+    dca = decision_curve_table(three)
+    perf.loc[(perf["model"] == "combined") & (perf["split"] == "test"),
+             ["auc", "auc_boot_low", "auc_boot_high", "tp", "fp", "tn", "fn"]] = [0.5125, 0.25, 0.75, 1, 2, 3, 4]
+    dca.loc[(dca["model"] == "clinical") & (dca["split"] == "train"), "net_benefit"] = 0.0123
+    for name in metrics.__all__:
+        if callable(getattr(metrics, name)):
+            monkeypatch.setattr(metrics, name, _no_statistic)
+    roc = roc_figure(perf, curve, band, tmp_path / "roc").set_index(["model", "split"])
+    assert "AUC 0.512 (0.250–0.750)" in roc.loc[("combined", "test"), "label"]
+    forest = forest_figure(perf, tmp_path / "forest").set_index(["model", "split"])
+    assert tuple(forest.loc[("combined", "test"), ["auc", "low", "high"]]) == (0.5125, 0.25, 0.75)
+    conf = confusion_figure(perf, tmp_path / "confusion").set_index(["model", "split"])
+    assert tuple(conf.loc[("combined", "test"), ["tp", "fp", "tn", "fn"]]) == (1, 2, 3, 4)
+    drawn = decision_curve_figure(dca, tmp_path / "dca")
+    assert (drawn.loc[(drawn["model"] == "clinical") & (drawn["split"] == "train"), "net_benefit"] == 0.0123).all()
+    monkeypatch.undo()
+    by_class = radscore_table(three)
+    by_class.loc[by_class["split"] == "test", "p_value"] = 0.0421
+    monkeypatch.setattr(metrics, "mann_whitney_p", _no_statistic)
+    rs = radscore_figure(three, by_class, tmp_path / "rs")
+    assert set(rs.loc[rs["split"] == "test", "p_value"]) == {0.0421}
+    with pytest.raises(UsradError, match="ROC band"):
+        roc_figure(perf, curve, band[band["model"] != "clinical"], tmp_path / "x")
+
+
+def _metrics_uses(tree: ast.Module) -> list[int]:
+    """Lines of a module that import usrad.metrics (absolute or relative) or use a name ``metrics``."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names = {a.name for a in node.names}
+            if (node.module or "").split(".")[-1] == "metrics" or (node.level and "metrics" in names) \
+                    or (node.module == "usrad" and "metrics" in names):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Import) and any(a.name.startswith("usrad.metrics") for a in node.names):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Name) and node.id == "metrics":
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_reporting_module_that_draws_uses_usrad_metrics():
+    """Figures read the metric tables and never recompute: a module that saves a figure does not import (or
+    use) usrad.metrics, and the modules that compute the tables draw nothing."""
+    drawing, computing = [], []
+    for path in sorted(REPORTING.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        draws = any(isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None))
+                    in ("save_figure", "new_figure") for n in ast.walk(tree))
+        uses = _metrics_uses(tree)
+        assert not (draws and uses), f"{path.name} draws and uses usrad.metrics (lines {uses})"
+        (drawing if draws else computing if uses else []).append(path.stem)
+    assert {"calibration", "decision", "discrimination", "signature", "style"} <= set(drawing)
+    assert {"curves", "tables", "evaluation"} <= set(computing)
 
 
 def _overconfident(preds):
@@ -273,7 +378,7 @@ def test_performance_tables_hosmer_lemeshow_df_is_g_except_on_apparent_training_
 
 def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_treat_none(preds, tmp_path):
     stem = tmp_path / "dca"
-    data = decision_curve_figure(preds, stem)
+    data = decision_curve_figure(decision_curve_table(preds), stem)
     assert_figure_files(stem, 183)
     for split in ("train", "test"):
         d = _sel(preds, split, "combined")
@@ -289,7 +394,7 @@ def test_decision_curve_treat_all_follows_prevalence_formula_and_models_beat_tre
 
 def test_radscore_separates_classes_with_small_p_and_reports_medians(preds, tmp_path):
     stem = tmp_path / "radscore"
-    data = radscore_figure(preds, stem)
+    data = radscore_figure(preds, radscore_table(preds), stem)
     assert_figure_files(stem, 89)
     for split in ("train", "test"):
         r = data[data["split"] == split].set_index("class")
@@ -298,15 +403,17 @@ def test_radscore_separates_classes_with_small_p_and_reports_medians(preds, tmp_
         assert r.loc[1, "median"] > r.loc[0, "median"]
         assert r.loc[0, "p_value"] < 1e-6
         assert r["n"].sum() == len(d)
+        expected = stats.mannwhitneyu(d.loc[d["y"] == 1, "rad_score"], d.loc[d["y"] == 0, "rad_score"]).pvalue
+        assert r.loc[0, "p_value"] == r.loc[1, "p_value"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_confusion_counts_use_the_fixed_threshold_with_p_at_or_above_as_positive(preds, tmp_path):
     thresholds = {"clinical": 0.4, "radiomics": 0.5, "combined": 0.45}
-    preds = preds.copy()
+    preds = _only(preds, thresholds).copy()
     tie = preds.index[(preds["split"] == "test") & (preds["model"] == "radiomics") & (preds["y"] == 0)][0]
     preds.loc[tie, "probability"] = 0.5  # exactly at the threshold: called positive (a false positive)
     stem = tmp_path / "confusion"
-    data = confusion_figure(preds, thresholds, stem)
+    data = confusion_figure(performance_tables(preds, thresholds, n_boot=20), stem)
     assert_figure_files(stem, 183)
     for _, r in data.iterrows():
         d = _sel(preds, r["split"], r["model"])
@@ -317,8 +424,8 @@ def test_confusion_counts_use_the_fixed_threshold_with_p_at_or_above_as_positive
     rad_test = data[(data["split"] == "test") & (data["model"] == "radiomics")].iloc[0]
     d = _sel(preds, "test", "radiomics")
     assert rad_test["fp"] == int(((d["probability"] > 0.5) & (d["y"] == 0)).sum()) + 1
-    with pytest.raises(UsradError, match="combined"):
-        confusion_figure(preds, {"clinical": 0.4, "radiomics": 0.5}, tmp_path / "x")
+    with pytest.raises(UsradError, match="combined"):  # no threshold, no Table 3 row, no matrix
+        performance_tables(preds, {"clinical": 0.4, "radiomics": 0.5}, n_boot=20)
 
 
 def test_icc_counts_per_feature_class_match_the_threshold(tmp_path):
@@ -518,7 +625,7 @@ def test_same_inputs_give_byte_identical_png_pdf_and_tsv(tmp_path):
     digests = []
     for run in ("a", "b"):
         stem = tmp_path / run / "roc"
-        roc_figure(small, stem, n_boot=50, seed=1)
+        _roc(small, stem, n_boot=50, seed=1)
         t = performance_tables(small, {"clinical": .4, "radiomics": .4, "combined": .4},
                                tmp_path / run / "t3", n_boot=50)
         del t
@@ -561,17 +668,18 @@ def test_models_py_names_and_external_split_are_drawn_with_defaults(tmp_path):
     ext["image_id"] = "X" + ext["image_id"]
     p = pd.concat([p, ext], ignore_index=True)
     p["rad_score"] = np.where(p["model"] == "radscore", np.log(p["probability"] / (1 - p["probability"])), np.nan)
-    roc = roc_figure(p, tmp_path / "roc3", splits=("train", "test", "external"), n_boot=100)
+    roc = _roc(p, tmp_path / "roc3", splits=("train", "test", "external"), n_boot=100)
     assert_figure_files(tmp_path / "roc3", 183)
     assert list(roc.drop_duplicates("model")["model"]) == ["clinical", "radscore", "nomogram", "combined"]
     assert list(roc.drop_duplicates("split")["split"]) == ["train", "test", "external"]
     d = _sel(p, "external", "nomogram")
     assert roc.set_index(["split", "model"]).loc[("external", "nomogram"), "auc"] == \
         pytest.approx(metrics.auc(d["y"], d["probability"]))
-    rs = radscore_figure(p, tmp_path / "rs3", splits=("train", "test", "external"))
+    three = ("train", "test", "external")
+    rs = radscore_figure(p, radscore_table(p, splits=three), tmp_path / "rs3", splits=three)
     assert_figure_files(tmp_path / "rs3", 183)
     assert set(rs["split"]) == {"train", "test", "external"}
-    fo = forest_figure(p, tmp_path / "forest3", splits=("train", "test", "external"), n_boot=100)
+    fo = forest_figure(_table3(p, n_boot=100), tmp_path / "forest3", splits=("train", "test", "external"))
     assert_figure_files(tmp_path / "forest3", 183)
     assert len(fo) == 3 * len(sig)
     with pytest.raises(UsradError, match="external"):

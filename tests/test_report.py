@@ -360,6 +360,39 @@ def test_calibration_tables_of_the_task_equal_table3_and_the_figure_is_drawn_fro
     assert set(data["model"]) == set(MAIN_MODELS)
 
 
+def test_the_task_figures_are_their_tables_drawn_again_with_every_metric_failing(workdir, monkeypatch, tmp_path):
+    """ROC, forest, decision curve, confusion and rad-score figures of the task, redrawn from the tables as
+    written with every usrad.metrics function failing, are byte-identical; the legends are Table 3's numbers."""
+    from usrad.reporting.decision import confusion_figure, decision_curve_figure
+    from usrad.reporting.discrimination import forest_figure, roc_figure
+    from usrad.reporting.signature import radscore_figure
+    from usrad.tables import read_table
+
+    tabs, figs = workdir["res"] / TASK / "tables", workdir["res"] / TASK / "figures"
+
+    def table(name):
+        return read_table(tabs / f"{name}.tsv", text=("model", "split", "task"), float_precision="round_trip")
+
+    pred = read_predictions(workdir["res"] / TASK / "predictions.tsv")
+    perf = table("table3_performance")
+    for name in metrics.__all__:
+        if callable(getattr(metrics, name)):
+            monkeypatch.setattr(metrics, name, _no_statistics)
+    main, splits = [m for m in MAIN_MODELS if m in set(perf.model)], ["train", "test"]
+    roc = roc_figure(perf, table("roc_curve"), table("roc_band"), tmp_path / "roc", task=TASK, models=main,
+                     splits=splits)
+    forest_figure(perf, tmp_path / "forest", task=TASK, splits=splits)
+    decision_curve_figure(table("decision_curve"), tmp_path / "decision_curve", task=TASK, models=main, splits=splits)
+    confusion_figure(perf, tmp_path / "confusion", task=TASK, models=main, splits=splits)
+    radscore_figure(pred, table("radscore_by_class"), tmp_path / "radscore", task=TASK, splits=splits,
+                    seed=workdir["cfg"]["seed"])
+    for stem in ("roc", "forest", "decision_curve", "confusion", "radscore"):
+        assert (tmp_path / f"{stem}.png").read_bytes() == (figs / f"{stem}.png").read_bytes(), stem
+    row = perf[(perf.model == "combined") & (perf.split == "test")].iloc[0]
+    label = roc.set_index(["model", "split"]).loc[("combined", "test"), "label"]
+    assert f"{row['auc']:.3f} ({row['auc_boot_low']:.3f}–{row['auc_boot_high']:.3f})" in label
+
+
 def test_summary_reports_the_patient_level_difference_ci_and_calibration_cis(workdir):
     md = (workdir["res"] / "report" / "summary.md").read_text()
     sources = workdir["sources"].set_index("key")

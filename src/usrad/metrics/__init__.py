@@ -24,7 +24,8 @@ Conventions (shared by all functions)
 
 Public API
 - Discrimination: :func:`auc`, :func:`bootstrap_auc`, :func:`delong_auc_cov`, :func:`delong_ci`,
-  :func:`delong_test`.
+  :func:`delong_test`, :func:`mann_whitney_p` (a score between the classes); ROC curves: :func:`roc_curve` (empirical) and :func:`roc_band` (pointwise bootstrap
+  band from the resamples of :func:`bootstrap_auc`; :func:`roc_points`, :func:`tpr_on_grid`).
 - At a threshold: :func:`confusion`, :func:`wilson_ci`, :func:`design_effect`, :func:`threshold_metrics`,
   :func:`youden_threshold`.
 - Calibration: :func:`brier_score`, :func:`calibration_intercept_slope`, :func:`reliability_curve`,
@@ -36,7 +37,8 @@ Public API
 Modules (this package re-exports their public API: ``from usrad.metrics import auc`` / ``metrics.auc``)
 - :mod:`.checks` (input validation of y/p/groups/options), :mod:`.bootstrap` (resampling counts shared by
   the AUC, F1 and calibration-band bootstraps), :mod:`.discrimination`, :mod:`.proportions` (at a
-  threshold), :mod:`.calibration`, :mod:`.decision`, :mod:`.reliability` (ICC), :mod:`.tables`.
+  threshold), :mod:`.roc` (ROC curve and band), :mod:`.calibration`, :mod:`.decision`, :mod:`.reliability`
+  (ICC), :mod:`.tables`.
 """
 from __future__ import annotations
 
@@ -46,16 +48,19 @@ from .calibration import (
 )
 from .checks import LEVEL, RCS_KNOT_QUANTILES, check_groups, check_options, check_probabilities, check_yp
 from .decision import DCA_THRESHOLDS, decision_curve
-from .discrimination import auc, bootstrap_auc, delong_auc_cov, delong_ci, delong_method, delong_test
+from .discrimination import (
+    auc, bootstrap_auc, delong_auc_cov, delong_ci, delong_method, delong_test, mann_whitney_p,
+)
 from .proportions import confusion, design_effect, threshold_metrics, wilson_ci, youden_threshold
 from .reliability import ICC_FORMS, icc_per_feature
+from .roc import FPR_GRID, roc_band, roc_curve, roc_points, tpr_on_grid
 from .tables import performance_table
 
 __all__ = [
-    "DCA_THRESHOLDS", "EPS", "ICC_FORMS", "LEVEL", "RCS_KNOT_QUANTILES",
+    "DCA_THRESHOLDS", "EPS", "FPR_GRID", "ICC_FORMS", "LEVEL", "RCS_KNOT_QUANTILES",
     "auc", "bootstrap_auc", "brier_score", "calibration_intercept_slope", "check_groups", "check_options",
     "check_probabilities", "check_yp", "confusion", "decision_curve", "delong_auc_cov", "delong_ci",
     "delong_method", "delong_test", "design_effect", "hosmer_lemeshow", "icc_per_feature", "image_weights",
-    "performance_table", "reliability_curve", "smoothed_calibration", "threshold_metrics", "wilson_ci",
-    "youden_threshold",
+    "mann_whitney_p", "performance_table", "reliability_curve", "roc_band", "roc_curve", "roc_points",
+    "smoothed_calibration", "threshold_metrics", "tpr_on_grid", "wilson_ci", "youden_threshold",
 ]

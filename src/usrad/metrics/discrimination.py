@@ -1,4 +1,5 @@
-"""Discrimination: AUC, its patient-level bootstrap CI, DeLong (clustered) covariance, CI and paired test.
+"""Discrimination: AUC, its patient-level bootstrap CI, DeLong (clustered) covariance, CI and paired test;
+the Mann–Whitney test of a score between the classes.
 
 Fast DeLong of Sun & Xu (2014); clustered (patient-level) variance of Obuchowski (1997).
 """
@@ -78,6 +79,13 @@ def bootstrap_auc(y, p, groups=None, n_boot: int = 2000, seed: int = 0, level: f
     return {"auc": auc(y, p), "low": lo, "high": hi, "n_boot": int(n_boot),
             "n_failed": int(np.sum(~np.isfinite(samples)))}
 
+
+def mann_whitney_p(positive, negative) -> float:
+    """Two-sided Mann–Whitney U test of the scores of positive against negative cases
+    (``scipy.stats.mannwhitneyu``, its default method; the U statistic is the AUC times n₁·n₀): the p-value,
+    NaN when either group is empty."""
+    x, z = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    return float(stats.mannwhitneyu(x, z, alternative="two-sided").pvalue) if len(x) and len(z) else float("nan")
 
 
 def _cluster_sums(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:

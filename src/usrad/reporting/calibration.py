@@ -1,108 +1,25 @@
-"""Calibration: the tables (every number from :mod:`usrad.metrics`, :func:`calibration_tables`) and the
-figure drawn from them (:func:`calibration_figure`): smoothed curve with its band, mirrored histograms and
-the calibration intercept/slope/Hosmer–Lemeshow text per panel.
+"""The calibration figure (:func:`calibration_figure`), drawn from the calibration tables of
+:func:`usrad.reporting.curves.calibration_tables`: smoothed curve with its band, mirrored histograms and the
+calibration intercept/slope/Hosmer–Lemeshow text per panel. Nothing here computes a statistic.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import metrics
 from ..errors import Problem, UsradError
+from .curves import CALIBRATION_COLUMNS, CURVE_COLUMNS
 from .predictions import check_predictions, models_present, select_rows, splits_present, task_of
 from .style import (
-    ALL_SPLITS, BASE_MODELS, DOUBLE, LABEL, MIN_FONT_PT, MM, SINGLE, SPLITS, SPLIT_TITLES, fmt_num, model_colour,
-    model_label, new_figure, save_figure, styled, write_table
+    BASE_MODELS, DOUBLE, LABEL, MIN_FONT_PT, MM, SINGLE, SPLITS, SPLIT_TITLES, fmt_num, model_colour, model_label,
+    new_figure, save_figure, styled
 )
 
 
-#: Hosmer–Lemeshow groups of the calibration table: those of Table 3 (:func:`usrad.metrics.performance_table`
-#: uses g = 10), so both tables give the same statistic.
-HL_GROUPS = 10
-
-#: Bootstrap resamples of the smoothed calibration curve's band (:func:`usrad.metrics.smoothed_calibration`'s
-#: default: the band is ± z · a robust bootstrap SD, which 200 patient-level resamples estimate well).
-CURVE_N_BOOT = 200
-
-#: Knots of the restricted cubic spline of the smoothed calibration curve.
-CURVE_KNOTS = 3
-
-#: Columns of the calibration table (:func:`calibration_tables`), one row per (task, model, split).
-CALIBRATION_COLUMNS = (
-    "task", "model", "split", "validation", "n", "n_patients", "n_pos", "mean_predicted", "observed", "observed_low",
-    "observed_high", "intercept", "intercept_low", "intercept_high", "intercept_p", "slope", "slope_low",
-    "slope_high", "slope_p", "cov_type", "brier", "hl_statistic", "hl_df", "hl_p", "hl_groups", "curve_method",
-    "curve_knots_logit", "curve_n_boot", "curve_n_failed")
-
-#: Columns of the smoothed-curve table (:func:`calibration_tables`), ``n_grid`` rows per (task, model, split).
-CURVE_COLUMNS = ("task", "model", "split", "p_grid", "observed", "lower", "upper")
-
 #: Split names in the calibration figure: the training panel shows apparent (in-sample) predictions.
 SPLIT_TITLES_CALIBRATION = {**SPLIT_TITLES, "train": "Training set (apparent)"}
-
-
-def calibration_row(y, p, groups, validation: bool, n_boot: int = CURVE_N_BOOT, seed: int = 0,
-                    knots: int = CURVE_KNOTS) -> tuple[dict, pd.DataFrame]:
-    """Every calibration number of one model on one data set, and its smoothed curve, from :mod:`usrad.metrics`.
-
-    ``groups`` (patient IDs) make every interval patient-level: calibration intercept and slope with
-    cluster-robust CIs (:func:`usrad.metrics.calibration_intercept_slope`), the observed prevalence with the
-    design-effect Wilson CI, the curve's band from a patient bootstrap (:func:`usrad.metrics.smoothed_calibration`).
-    ``validation``: the predictions were not fitted on these rows (cv, test, external) — Hosmer–Lemeshow df = g;
-    ``False`` for apparent (training) predictions, df = g − 2. Returns ``(row, curve)``: ``row`` holds the
-    :data:`CALIBRATION_COLUMNS` after ``split``; ``curve`` is ``p_grid, observed, lower, upper``.
-    """
-    y, p = np.asarray(y), np.asarray(p, dtype=float)
-    g = None if groups is None else np.asarray(groups).astype(str)
-    cal = metrics.calibration_intercept_slope(y, p, groups=g)
-    hl = metrics.hosmer_lemeshow(y, p, g=HL_GROUPS, validation=bool(validation))
-    deff = 1.0 if g is None else metrics.design_effect(y, g)
-    obs_lo, obs_hi = metrics.wilson_ci(int(np.sum(y)), len(y), deff=None if g is None else deff)
-    curve = metrics.smoothed_calibration(y, p, groups=g, n_boot=n_boot, seed=seed, knots=knots)
-    row = {"validation": bool(validation), "n": len(y), "n_patients": len(np.unique(g)) if g is not None else len(y),
-           "n_pos": int(np.sum(y)), "mean_predicted": float(np.mean(p)), "observed": float(np.mean(y)),
-           "observed_low": obs_lo, "observed_high": obs_hi,
-           **{k: cal[k] for k in ("intercept", "intercept_low", "intercept_high", "intercept_p", "slope",
-                                  "slope_low", "slope_high", "slope_p", "cov_type")},
-           "brier": metrics.brier_score(y, p), "hl_statistic": hl["statistic"], "hl_df": hl["df"],
-           "hl_p": hl["p_value"], "hl_groups": HL_GROUPS, "curve_method": curve.attrs["method"],
-           "curve_knots_logit": ";".join(repr(float(k)) for k in curve.attrs["knots"]),
-           "curve_n_boot": curve.attrs["n_boot"], "curve_n_failed": curve.attrs["n_failed"]}
-    return row, curve[["p_grid", "observed", "lower", "upper"]].reset_index(drop=True)
-
-
-def calibration_tables(predictions: pd.DataFrame, stem=None, models: Sequence[str] | None = None,
-                       splits: Sequence[str] = ALL_SPLITS, n_boot: int = CURVE_N_BOOT, seed: int = 0,
-                       knots: int = CURVE_KNOTS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The calibration table and the smoothed-curve table of every (task, model, split present), from
-    :func:`calibration_row` with ``groups`` = ``patient_id`` and ``validation`` = split is not ``train``.
-
-    Returns ``(calibration, curve)`` with :data:`CALIBRATION_COLUMNS` / :data:`CURVE_COLUMNS`; with ``stem``
-    writes ``<stem>.tsv`` and ``<stem>_curve.tsv``. :func:`calibration_figure` draws these tables.
-    """
-    pred = check_predictions(predictions)
-    rows, curves = [], []
-    for task in sorted(pred["task"].unique()):
-        for model in models_present(pred, task, models):
-            for split in [s for s in ALL_SPLITS if s in splits]:
-                d = select_rows(pred, task, split, model)
-                if d.empty:
-                    continue
-                row, curve = calibration_row(d[LABEL].to_numpy(), d["probability"].to_numpy(),
-                                             d["patient_id"].to_numpy(), validation=split != "train",
-                                             n_boot=n_boot, seed=seed, knots=knots)
-                rows.append({"task": task, "model": model, "split": split, **row})
-                curves.append(curve.assign(task=task, model=model, split=split))
-    cal = pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
-    curve = (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=list(CURVE_COLUMNS)))
-    curve = curve[list(CURVE_COLUMNS)]
-    if stem is not None:
-        write_table(cal, stem)
-        write_table(curve, Path(stem).with_name(Path(stem).name + "_curve"))
-    return cal, curve
 
 
 def _p_text(p) -> str:
@@ -187,8 +104,8 @@ def calibration_figure(calibration: pd.DataFrame, curve: pd.DataFrame, predictio
                        splits: Sequence[str] = SPLITS, title: str | None = None) -> pd.DataFrame:
     """Smoothed calibration curves with their 95% bands, one panel per model and split, drawn from the tables.
 
-    ``calibration`` and ``curve`` are the tables of :func:`calibration_tables` (as written to
-    ``tables/calibration.tsv`` and ``tables/calibration_curve.tsv``): each panel draws that (model, split)'s
+    ``calibration`` and ``curve`` are the tables of :func:`usrad.reporting.curves.calibration_tables` (as
+    written to ``tables/calibration.tsv`` and ``tables/calibration_curve.tsv``): each panel draws that (model, split)'s
     curve and band and prints its row's numbers (:func:`calibration_text`: patients and images, calibration
     intercept and slope with 95% CIs, mean predicted risk and observed prevalence, Brier score, Hosmer–Lemeshow
     P). Nothing is computed here; ``predictions`` only give the mirrored histogram under each panel (positive

@@ -1,5 +1,6 @@
-"""Threshold-based figures: decision curves (net benefit, :func:`decision_curve_figure`) and confusion
-matrices at the training thresholds (:func:`confusion_figure`).
+"""Threshold-based figures, drawn from the metric tables (nothing here computes a statistic): decision curves
+(net benefit, :func:`decision_curve_figure`, from :func:`usrad.reporting.curves.decision_curve_table`) and
+confusion matrices at the training thresholds (:func:`confusion_figure`, from Table 3's counts).
 """
 from __future__ import annotations
 
@@ -8,40 +9,38 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import metrics
-from .predictions import check_predictions, models_present, select_rows, splits_present, task_of, threshold_of
+from ..errors import Problem, UsradError
+from .predictions import models_present, splits_present, table_rows, task_of
 from .style import (
-    BASE_MODELS, DOUBLE, LABEL, MM, SINGLE, SPLITS, SPLIT_TITLES, model_colour, model_label, new_figure,
-    save_figure, styled
+    BASE_MODELS, DOUBLE, MM, SINGLE, SPLITS, SPLIT_TITLES, model_colour, model_label, new_figure, save_figure,
+    styled
 )
+
+#: Columns of the decision-curve rows :func:`decision_curve_figure` returns.
+DRAWN_DECISION_COLUMNS = ["split", "model", "threshold", "net_benefit", "net_intervention_avoided", "prevalence", "n"]
 
 
 @styled
-def decision_curve_figure(predictions: pd.DataFrame, stem, task: str | None = None,
+def decision_curve_figure(curves: pd.DataFrame, stem, task: str | None = None,
                           models: Sequence[str] = BASE_MODELS, splits: Sequence[str] = SPLITS,
-                          thresholds: Sequence[float] = tuple(i / 100 for i in range(1, 81)),
                           title: str | None = None) -> pd.DataFrame:
-    """Net benefit against threshold probability (:func:`usrad.metrics.decision_curve`), with
-    treat-all and treat-none; one panel per split (default training and test). Returns the tidy dcurves rows plotted
-    (``split, model, threshold, net_benefit``…)."""
-    pred = check_predictions(predictions)
-    task = task_of(pred, task)
-    models = models_present(pred, task, models)
-    splits = splits_present(pred, task, splits)
+    """Net benefit against threshold probability with treat-all and treat-none, one panel per split (default
+    training and test), from the decision-curve table (``curves``,
+    :func:`usrad.reporting.curves.decision_curve_table`, as written to ``tables/decision_curve.tsv``). Returns
+    the rows plotted (``split, model, threshold, net_benefit``…)."""
+    task = task_of(curves, task)
+    models = models_present(curves, task, models)
+    splits = splits_present(curves, task, splits)
+    mine = curves if task is None else curves[curves["task"] == task]
+    x_max = float(mine["threshold"].max())
     fig = new_figure(DOUBLE, 80 * MM)
     axes = np.atleast_1d(fig.subplots(1, len(splits)))
     out = []
     for ax, split in zip(axes, splits):
-        wide = None
-        for m in models:
-            d = select_rows(pred, task, split, m)[["patient_id", "image_id", LABEL, "probability"]]
-            d = d.rename(columns={"probability": m})
-            wide = d if wide is None else wide.merge(d, on=["patient_id", "image_id", LABEL], how="inner")
-        if wide is None or wide.empty:
+        dc = mine[(mine["split"] == split) & mine["model"].isin([*models, "all", "none"])]
+        if dc.empty:
             continue
-        dc = metrics.decision_curve(wide[LABEL].to_numpy(), {m: wide[m].to_numpy() for m in models},
-                                    thresholds=thresholds)
-        prev = float(wide[LABEL].mean())
+        prev = float(dc["prevalence"].iloc[0])
         for name, g in dc.groupby("model", sort=False):
             if name == "all":
                 ax.plot(g["threshold"], g["net_benefit"], color="#7F7F7F", lw=0.9, ls="--", label="Treat all")
@@ -50,31 +49,30 @@ def decision_curve_figure(predictions: pd.DataFrame, stem, task: str | None = No
             else:
                 ax.plot(g["threshold"], g["net_benefit"], color=model_colour(name), lw=1.2,
                         label=model_label(name))
-        ax.set(xlim=(0, max(thresholds)), ylim=(-0.05, max(0.05, prev) * 1.1),
+        ax.set(xlim=(0, x_max), ylim=(-0.05, max(0.05, prev) * 1.1),
                xlabel="Threshold probability", ylabel="Net benefit", title=SPLIT_TITLES[split])
         ax.legend(loc="upper right", handlelength=1.8)
-        out.append(dc.assign(split=split))
+        out.append(dc)
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
-    data = pd.concat(out, ignore_index=True)
-    return data[["split", "model", "threshold", "net_benefit", "net_intervention_avoided", "prevalence", "n"]]
+    return pd.concat(out, ignore_index=True)[DRAWN_DECISION_COLUMNS]
 
 
 @styled
-def confusion_figure(predictions: pd.DataFrame, thresholds: Mapping, stem, task: str | None = None,
+def confusion_figure(performance: pd.DataFrame, stem, task: str | None = None,
                      models: Sequence[str] = BASE_MODELS, splits: Sequence[str] = SPLITS,
                      class_labels: Mapping[int, str] = {0: "Negative", 1: "Positive"},
                      title: str | None = None) -> pd.DataFrame:
-    """Confusion matrices at each model's fixed (training) threshold: rows = split, columns = model.
+    """Confusion matrices at each model's fixed (training) threshold: rows = split, columns = model, from
+    Table 3 (``performance``, :func:`usrad.reporting.tables.performance_tables`: ``threshold, tn, fp, fn, tp``).
 
     Cells show the count and the row percentage (of the true class). Returns one row per (split, model):
-    ``threshold, tn, fp, fn, tp`` from :func:`usrad.metrics.confusion`.
+    ``threshold, tn, fp, fn, tp``.
     """
-    pred = check_predictions(predictions)
-    task = task_of(pred, task)
-    models = models_present(pred, task, models)
-    splits = splits_present(pred, task, splits)
+    task = task_of(performance, task)
+    models = models_present(performance, task, models)
+    splits = splits_present(performance, task, splits)
     ncol = len(models)
     per_row = min(56.0, 150 / ncol + 4) if ncol > 2 else 44.0
     fig = new_figure(DOUBLE if ncol > 2 else SINGLE, (per_row * len(splits)) * MM)
@@ -85,9 +83,13 @@ def confusion_figure(predictions: pd.DataFrame, thresholds: Mapping, stem, task:
     for i, split in enumerate(splits):
         for j, m in enumerate(models):
             ax = axes[i, j]
-            d = select_rows(pred, task, split, m)
-            t = threshold_of(thresholds, task, m)
-            c = metrics.confusion(d[LABEL].to_numpy(), d["probability"].to_numpy(), t)
+            perf = table_rows(performance, task, split, m)
+            if perf.empty:
+                raise UsradError("Cannot draw the confusion matrices", [Problem(
+                    f"Table 3 has no row for model {m!r}, split {split!r}", column="model")])
+            r = perf.iloc[0]
+            t = float(r["threshold"])
+            c = {k: int(r[k]) for k in ("tp", "fp", "tn", "fn")}
             mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]], dtype=float)
             frac = mat / np.maximum(mat.sum(axis=1, keepdims=True), 1)
             ax.imshow(frac, cmap=cmap, vmin=0, vmax=1)

@@ -1,6 +1,7 @@
-"""Discrimination figures: ROC curves with patient-level bootstrap bands (:func:`roc_figure`,
-:func:`roc_band`), the AUC forest plot (:func:`forest_figure`) and the feature-class ablation
-(:func:`ablation_figure`). Every number comes from :mod:`usrad.metrics`; each figure returns what it drew.
+"""Discrimination figures, drawn from the metric tables (nothing here computes a statistic): ROC curves with
+their patient-level bootstrap bands (:func:`roc_figure`, from :func:`usrad.reporting.curves.roc_tables` and
+Table 3), the AUC forest plot (:func:`forest_figure`, from Table 3) and the feature-class ablation
+(:func:`ablation_figure`, from its table). Each figure returns what it drew.
 """
 from __future__ import annotations
 
@@ -10,89 +11,38 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import metrics
-from .predictions import check_predictions, models_present, select_rows, splits_present, task_of
+from ..errors import Problem, UsradError
+from .predictions import models_present, splits_present, table_rows, task_of
 from .style import (
-    BASE_MODELS, DOUBLE, LABEL, MM, SINGLE, SPLITS, SPLIT_COLOURS, SPLIT_MARKERS, SPLIT_TITLES, fmt_ci,
-    model_colour, model_label, new_figure, save_figure, styled
+    BASE_MODELS, DOUBLE, MM, SINGLE, SPLITS, SPLIT_COLOURS, SPLIT_MARKERS, SPLIT_TITLES, fmt_ci, model_colour,
+    model_label, new_figure, save_figure, styled
 )
 
 
-FPR_GRID = np.linspace(0, 1, 101)
-
-
-def _roc_points(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Empirical ROC (positive iff p >= t), optionally with case weights ``w`` (B, n) → (B, k) arrays.
-
-    The per-score-level positive and negative weights of all B resamples are one sparse product each (no
-    loop over resamples); with count weights the sums are exact, as with a per-resample ``np.bincount``.
-    """
-    import scipy.sparse
-
-    levels, inv = np.unique(p, return_inverse=True)
-    ww = np.ones((1, len(p))) if w is None else np.asarray(w, dtype=float)
-    onehot = scipy.sparse.csr_matrix((np.ones(len(p)), (np.arange(len(p)), inv)), shape=(len(p), len(levels)))
-    pos = np.asarray((onehot.T @ (ww * y).T).T)
-    neg = np.asarray((onehot.T @ (ww * (1 - y)).T).T)
-    # thresholds from high to low: cumulative counts of p >= level
-    tp = np.cumsum(pos[:, ::-1], axis=1)
-    fp = np.cumsum(neg[:, ::-1], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = tp / tp[:, -1:]
-        fpr = fp / fp[:, -1:]
-    zeros = np.zeros((ww.shape[0], 1))
-    return np.hstack([zeros, fpr]), np.hstack([zeros, tpr])
-
-
-def _tpr_on_grid(fpr: np.ndarray, tpr: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Upper ROC envelope (max TPR) at each grid FPR, per row.
-
-    A loop over rows on purpose: one ``np.interp`` + ``searchsorted`` per resample costs ~30 µs, and the
-    vectorised alternatives measured (a rows × points × grid comparison, one lexsort merging all rows with the
-    grid) were 1.5–2× slower on the demo's 2,000 resamples.
-    """
-    out = np.empty((fpr.shape[0], len(grid)))
-    for b in range(fpr.shape[0]):
-        # for a vertical step the TPR at that FPR is the highest one reached
-        out[b] = np.interp(grid, fpr[b], tpr[b], left=0.0, right=1.0)
-        idx = np.searchsorted(fpr[b], grid, side="right") - 1
-        out[b] = np.maximum(out[b], tpr[b][np.clip(idx, 0, fpr.shape[1] - 1)])
-    return out
-
-
-def roc_band(y, p, groups=None, n_boot: int = 2000, seed: int = 0, level: float = metrics.LEVEL,
-             grid: np.ndarray = FPR_GRID) -> pd.DataFrame:
-    """Pointwise percentile band of the ROC curve (TPR at fixed FPRs) over bootstrap resamples.
-
-    The resamples are exactly those of :func:`usrad.metrics.bootstrap_auc` (same seed, stratified, by
-    patient when ``groups`` is given), so band and AUC interval come from the same draws.
-    Returns ``fpr, tpr_low, tpr_high`` on ``grid``.
-    """
-    y, p = metrics.check_yp(y, p)
-    g = metrics.check_groups(groups, len(y))
-    w = metrics.image_weights(y, g, n_boot, seed)
-    fpr, tpr = _roc_points(y, p, w)
-    ok = np.isfinite(tpr[:, -1]) & np.isfinite(fpr[:, -1])
-    on_grid = _tpr_on_grid(fpr[ok], tpr[ok], grid)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(on_grid, [a, 1 - a], axis=0)
-    return pd.DataFrame({"fpr": grid, "tpr_low": lo, "tpr_high": hi})
+def _curve_rows(table: pd.DataFrame, name: str, task, split: str, model: str) -> pd.DataFrame:
+    """One (model, split)'s points of a curve table, or UsradError when Table 3 has the pair and the table not."""
+    rows = table_rows(table, task, split, model)
+    if rows.empty:
+        raise UsradError("ROC tables do not match Table 3", [Problem(
+            f"model {model!r}, split {split!r} is in Table 3 but has no rows in the {name} table", column="model")])
+    return rows
 
 
 @styled
-def roc_figure(predictions: pd.DataFrame, stem, task: str | None = None, models: Sequence[str] = BASE_MODELS,
-               splits: Sequence[str] = SPLITS, n_boot: int = 2000, seed: int = 0,
+def roc_figure(performance: pd.DataFrame, curve: pd.DataFrame, band: pd.DataFrame, stem, task: str | None = None,
+               models: Sequence[str] = BASE_MODELS, splits: Sequence[str] = SPLITS,
                title: str | None = None) -> pd.DataFrame:
     """ROC curves of ``models``, one panel per split (default training and test), with 95% bootstrap bands.
 
-    Legend entries read ``Model  AUC 0.812 (0.751–0.866)``: AUC and the patient-level stratified
-    bootstrap CI of :func:`usrad.metrics.bootstrap_auc`. Returns one row per (split, model): ``n, n_pos,
-    auc, low, high, label`` (``label`` is the exact legend text).
+    ``performance`` is Table 3 (:func:`usrad.reporting.tables.performance_tables`), ``curve`` and ``band`` the
+    ROC tables (:func:`usrad.reporting.curves.roc_tables`), as written to ``tables/``. Legend entries read
+    ``Model  AUC 0.812 (0.751–0.866)``: Table 3's AUC and its patient-level stratified bootstrap CI
+    (``auc_boot_low``, ``auc_boot_high``; the band comes from the same resamples). Returns one row per
+    (split, model): ``n, n_pos, n_patients, auc, low, high, label`` (``label`` is the exact legend text).
     """
-    pred = check_predictions(predictions)
-    task = task_of(pred, task)
-    models = models_present(pred, task, models)
-    splits = splits_present(pred, task, splits)
+    task = task_of(performance, task)
+    models = models_present(performance, task, models)
+    splits = splits_present(performance, task, splits)
     wide = len(splits) <= 2
     fig = new_figure(DOUBLE, 95 * MM if wide else (60 + 4 * len(models)) * MM)
     axes = np.atleast_1d(fig.subplots(1, len(splits)))
@@ -100,21 +50,21 @@ def roc_figure(predictions: pd.DataFrame, stem, task: str | None = None, models:
     for ax, split in zip(axes, splits):
         ax.plot([0, 1], [0, 1], ls=":", lw=0.7, color="#7F7F7F", zorder=1)
         for i, m in enumerate(models):
-            d = select_rows(pred, task, split, m)
-            if d.empty:
+            perf = table_rows(performance, task, split, m)
+            if perf.empty:
                 continue
-            y, p, g = d[LABEL].to_numpy(), d["probability"].to_numpy(), d["patient_id"].to_numpy()
-            ci = metrics.bootstrap_auc(y, p, groups=g, n_boot=n_boot, seed=seed)
-            band = roc_band(y, p, groups=g, n_boot=n_boot, seed=seed)
-            fpr, tpr = _roc_points(y.astype(float), p)
-            label = f"{model_label(m)}  AUC {fmt_ci(ci['auc'], ci['low'], ci['high'])}"
+            r = perf.iloc[0]
+            pts = _curve_rows(curve, "ROC curve", task, split, m)
+            bnd = _curve_rows(band, "ROC band", task, split, m)
+            label = f"{model_label(m)}  AUC {fmt_ci(r['auc'], r['auc_boot_low'], r['auc_boot_high'])}"
             c = model_colour(m)
-            ax.fill_between(band["fpr"], band["tpr_low"], band["tpr_high"], color=c, alpha=0.15, lw=0,
-                            zorder=2 + i)
-            ax.plot(fpr[0], tpr[0], color=c, lw=1.2, label=label, zorder=10 + i)
-            rows.append({"split": split, "model": m, "n": len(y), "n_pos": int(y.sum()),
-                         "n_patients": int(len(np.unique(g))), "auc": ci["auc"], "low": ci["low"],
-                         "high": ci["high"], "label": label})
+            ax.fill_between(bnd["fpr"].to_numpy(float), bnd["tpr_low"].to_numpy(float),
+                            bnd["tpr_high"].to_numpy(float), color=c, alpha=0.15, lw=0, zorder=2 + i)
+            ax.plot(pts["fpr"].to_numpy(float), pts["tpr"].to_numpy(float), color=c, lw=1.2, label=label,
+                    zorder=10 + i)
+            rows.append({"split": split, "model": m, "n": int(r["n"]), "n_pos": int(r["n_pos"]),
+                         "n_patients": int(r["n_patients"]), "auc": r["auc"], "low": r["auc_boot_low"],
+                         "high": r["auc_boot_high"], "label": label})
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="1 − Specificity", ylabel="Sensitivity",
                title=SPLIT_TITLES[split], aspect="equal")
         if wide:
@@ -128,20 +78,20 @@ def roc_figure(predictions: pd.DataFrame, stem, task: str | None = None, models:
 
 
 @styled
-def forest_figure(predictions: pd.DataFrame, stem, task: str | None = None, models: Sequence[str] | None = None,
-                  splits: Sequence[str] = SPLITS, n_boot: int = 2000, seed: int = 0,
-                  title: str | None = None) -> pd.DataFrame:
+def forest_figure(performance: pd.DataFrame, stem, task: str | None = None, models: Sequence[str] | None = None,
+                  splits: Sequence[str] = SPLITS, title: str | None = None) -> pd.DataFrame:
     """AUC with 95% bootstrap CI of every model (default: all in the table), one marker per split
-    (training grey open circles, test blue squares, cross-validated orange, external vermillion).
+    (training grey open circles, test blue squares, cross-validated orange, external vermillion), from
+    Table 3 (``performance``, :func:`usrad.reporting.tables.performance_tables`: ``auc, auc_boot_low,
+    auc_boot_high``).
 
     With one or two splits, right-hand columns print the numbers (with more they would not fit at 7 pt
     in 183 mm; Table 3 has them). Returns one row per (model, split): ``auc, low, high, row``
     (``row`` = vertical position, 0 at the top).
     """
-    pred = check_predictions(predictions)
-    task = task_of(pred, task)
-    models = models_present(pred, task, models)
-    splits = splits_present(pred, task, splits)
+    task = task_of(performance, task)
+    models = models_present(performance, task, models)
+    splits = splits_present(performance, task, splits)
     n, k = len(models), len(splits)
     with_text = k <= 2
     fig = new_figure(DOUBLE, (22 + (3 + 2 * k) * n) * MM)
@@ -154,11 +104,11 @@ def forest_figure(predictions: pd.DataFrame, stem, task: str | None = None, mode
     markers = {s: dict(marker=SPLIT_MARKERS[s], mfc="white" if s == "train" else SPLIT_COLOURS[s]) for s in splits}
     for r, m in enumerate(models):
         for split in splits:
-            d = select_rows(pred, task, split, m)
-            if d.empty:
+            perf = table_rows(performance, task, split, m)
+            if perf.empty:
                 continue
-            ci = metrics.bootstrap_auc(d[LABEL].to_numpy(), d["probability"].to_numpy(),
-                                       groups=d["patient_id"].to_numpy(), n_boot=n_boot, seed=seed)
+            ci = {"auc": perf["auc"].iloc[0], "low": perf["auc_boot_low"].iloc[0],
+                  "high": perf["auc_boot_high"].iloc[0]}
             yy = r + offsets[split]
             ax.errorbar(ci["auc"], yy, xerr=[[ci["auc"] - ci["low"]], [ci["high"] - ci["auc"]]],
                         color=SPLIT_COLOURS[split], mec=SPLIT_COLOURS[split], ms=4, lw=1, capsize=1.5,

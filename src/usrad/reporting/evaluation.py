@@ -1,5 +1,6 @@
-"""Evaluation of one task (:func:`evaluate_task`): every figure and table of ``results/{task}/`` computed
-from ``predictions.tsv`` with :mod:`usrad.metrics` and drawn by the figure modules of :mod:`usrad.reporting`.
+"""Evaluation of one task (:func:`evaluate_task`): every table of ``results/{task}/tables/`` computed once
+from ``predictions.tsv`` with :mod:`usrad.metrics`, and every figure drawn from those tables (read back from
+the files) by the figure modules of :mod:`usrad.reporting`, which compute nothing.
 Also the lists of its outputs (:func:`task_figures`, :func:`task_tables`), the bundles' thresholds and the
 best classifier (:func:`read_bundles`, :func:`bundle_thresholds`, :func:`best_classifier`).
 """
@@ -21,15 +22,18 @@ from ..bundle import load_bundle, read_bundle_meta
 from ..errors import Problem, UsradError
 from ..models import SEARCH_SPACES, build_design, modelling_settings, radiomics_only, read_predictions
 from ..tables import read_table
-from .calibration import CURVE_KNOTS, CURVE_N_BOOT, HL_GROUPS, calibration_figure, calibration_tables
+from .calibration import calibration_figure
+from .curves import (
+    CURVE_KNOTS, CURVE_N_BOOT, HL_GROUPS, calibration_tables, decision_curve_table, roc_tables
+)
 from .decision import confusion_figure, decision_curve_figure
 from .discrimination import forest_figure, roc_figure
 from .explain import shap_figure, shap_values
 from .nomogram_figure import nomogram_figure, nomogram_model, spaced_probabilities
 from .predictions import check_predictions, models_present, task_of
 from .signature import icc_figure, lasso_cv_figure, lasso_path_figure, lasso_tables, radscore_figure
-from .style import CLASSIFIERS, MIN_FONT_PT, MM, SINGLE, model_label, new_figure, save_figure, write_table
-from .tables import delong_table, format_delong, format_performance, performance_tables, table2
+from .style import CLASSIFIERS, model_label, placeholder_figure, write_table
+from .tables import delong_table, format_delong, format_performance, performance_tables, radscore_table, table2
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,8 @@ TASK_FIGURES = ("roc", "forest", "calibration", "decision_curve", "radscore", "c
 
 #: Tables written by :func:`evaluate_task` under ``results/{task}/tables/`` (``.tsv``).
 TASK_TABLES = ("table2_odds_ratios", "table3_performance", "table3_performance_formatted", "delong",
-               "delong_formatted", "calibration", "calibration_curve", "nomogram_points", "shap_importance",
-               "evaluation_settings")
+               "delong_formatted", "calibration", "calibration_curve", "roc_curve", "roc_band", "decision_curve",
+               "radscore_by_class", "nomogram_points", "shap_importance", "evaluation_settings")
 
 #: Outputs of the clinical models only: absent when the config lists no clinical predictor (radiomics only).
 CLINICAL_FIGURES = ("nomogram",)
@@ -103,15 +107,6 @@ def default_comparisons(models: Sequence[str], best: str | None) -> list[tuple[s
     if best is not None and best in avail:
         pairs += [(best, m) for m in CLASSIFIERS if m in avail and m != best]
     return pairs
-
-
-def _placeholder_figure(stem, text: str) -> None:
-    """A figure that says why there is nothing to draw (the workflow's outputs are always all present)."""
-    fig = new_figure(SINGLE, 30 * MM)
-    ax = fig.subplots()
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=MIN_FONT_PT)
-    save_figure(fig, stem)
 
 
 def evaluation_settings(cfg: Mapping, n_boot: int, seed: int, bundles: Mapping[str, dict]) -> pd.DataFrame:
@@ -179,6 +174,10 @@ class _Outputs:
     def table(self, df: pd.DataFrame, name: str) -> None:
         self.tabs[name] = write_table(df, self.tab_dir / name)
 
+    def read(self, name: str) -> pd.DataFrame:
+        """A table as written (floats read back exactly): what the figures draw."""
+        return read_table(self.tabs[name], text=("model", "split", "task"), float_precision="round_trip")
+
     def tick(self, name: str) -> None:
         now = time.perf_counter()
         self.timings[name] = round(now - self.t0, 2)
@@ -209,7 +208,8 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     splits = [s for s in ("train", "test") if s in set(pred["split"])]
     out = _Outputs(task, fig_dir, tab_dir)
     _metric_tables(out, pred, thr, default_comparisons(models, best), splits, n_boot, seed, n_jobs)
-    _prediction_figures(out, pred, thr, main, splits, n_boot, seed)
+    _curve_tables(out, pred, main, splits, n_boot, seed)
+    _prediction_figures(out, pred, main, splits, seed)
     _signature_figures(out, task_dir, bundles, cfg)
     # nomogram and SHAP need the design matrix (features + clinical columns)
     if features is None or cohort is None:
@@ -236,21 +236,32 @@ def _metric_tables(out: _Outputs, pred, thr, comparisons, splits, n_boot, seed, 
     out.tick("calibration tables")
 
 
-def _prediction_figures(out: _Outputs, pred, thr, main, splits, n_boot, seed) -> None:
-    """ROC, forest, calibration (drawn from the tables as written), decision curve, rad-score, confusion."""
+def _curve_tables(out: _Outputs, pred, main, splits, n_boot, seed) -> None:
+    """The ROC curves and bands (the patient-level resamples of Table 3's AUC intervals) and the decision
+    curves of the main models, and the rad-score by class, on the figures' splits."""
+    curve, band = roc_tables(pred, task=out.task, models=main, splits=splits, n_boot=n_boot, seed=seed)
+    out.table(curve, "roc_curve")
+    out.table(band, "roc_band")
+    out.tick("roc tables")
+    out.table(decision_curve_table(pred, task=out.task, models=main, splits=splits), "decision_curve")
+    out.table(radscore_table(pred, task=out.task, splits=splits), "radscore_by_class")
+    out.tick("decision curve and rad-score tables")
+
+
+def _prediction_figures(out: _Outputs, pred, main, splits, seed) -> None:
+    """ROC, forest, calibration, decision curve, rad-score, confusion: each drawn from the tables as written
+    (read back exactly), never its own statistics."""
     task, stem = out.task, out.stem
-    roc_figure(pred, stem("roc"), task=task, models=main, splits=splits, n_boot=n_boot, seed=seed)
-    forest_figure(pred, stem("forest"), task=task, splits=splits, n_boot=n_boot, seed=seed)
+    perf = out.read("table3_performance")
+    roc_figure(perf, out.read("roc_curve"), out.read("roc_band"), stem("roc"), task=task, models=main,
+               splits=splits)
+    forest_figure(perf, stem("forest"), task=task, splits=splits)
     out.tick("roc+forest")
-    # the figure draws the tables as written (read back exactly), never its own statistics
-    calibration_figure(read_table(out.tabs["calibration"], text=("model", "split", "task"),
-                                  float_precision="round_trip"),
-                       read_table(out.tabs["calibration_curve"], text=("model", "split", "task"),
-                                  float_precision="round_trip"),
-                       pred, stem("calibration"), task=task, models=main, splits=splits)
-    decision_curve_figure(pred, stem("decision_curve"), task=task, models=main, splits=splits)
-    radscore_figure(pred, stem("radscore"), task=task, splits=splits, seed=seed)
-    confusion_figure(pred, thr, stem("confusion"), task=task, models=main, splits=splits)
+    calibration_figure(out.read("calibration"), out.read("calibration_curve"), pred, stem("calibration"), task=task,
+                       models=main, splits=splits)
+    decision_curve_figure(out.read("decision_curve"), stem("decision_curve"), task=task, models=main, splits=splits)
+    radscore_figure(pred, out.read("radscore_by_class"), stem("radscore"), task=task, splits=splits, seed=seed)
+    confusion_figure(perf, stem("confusion"), task=task, models=main, splits=splits)
     out.tick("calibration+dca+radscore+confusion")
 
 
@@ -262,7 +273,7 @@ def _signature_figures(out: _Outputs, task_dir: Path, bundles, cfg: Mapping) -> 
     if rep.get("icc_threshold") is not None and pd.to_numeric(icc["icc"], errors="coerce").notna().any():
         icc_figure(icc, out.stem("icc"), threshold=float(rep["icc_threshold"]))
     else:
-        _placeholder_figure(out.stem("icc"), "ICC filter off: no second reader or perturbed masks")
+        placeholder_figure(out.stem("icc"), "ICC filter off: no second reader or perturbed masks")
     scoring = ((cfg.get("modelling") or {}).get("lasso") or {}).get("scoring", "neg_log_loss")
     cv_tab, path_tab, sel_c = lasso_tables(read_table(sel_dir / "lasso_path.tsv"), scoring)
     lasso_cv_figure(cv_tab, out.stem("lasso_cv"))

@@ -1,19 +1,21 @@
-"""Access to the predictions table the figures and tables draw from.
+"""Access to the predictions table the figures and tables draw from, and to the metric tables the figures draw.
 
 *predictions*: one row per image × model × split, columns ``patient_id, image_id, task, split``
 (``cv``/``train``/``test``/``external``), ``model``, ``probability`` and the outcome ``y`` (0/1,
 :data:`usrad.reporting.style.LABEL`); optional ``rad_score``. *thresholds*: ``{model: threshold}`` or
 ``{(task, model): threshold}``, fixed on the training data. :func:`check_predictions` checks the table;
-:func:`task_of`, :func:`models_present`, :func:`splits_present`, :func:`select_rows` pick what to draw.
+:func:`task_of`, :func:`models_present`, :func:`splits_present`, :func:`select_rows` pick what to draw
+(the first three also work on any table with ``task, model, split`` columns); :func:`table_rows` picks one
+(task, model, split)'s rows of such a table; :func:`radscore_values` the rad-scores of each class.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from ..errors import Problem, UsradError
-from .style import ALL_SPLITS, BASE_MODELS, CLASSIFIERS, LABEL, PREDICTION_COLUMNS
+from .style import ALL_SPLITS, BASE_MODELS, CLASSIFIERS, LABEL, PREDICTION_COLUMNS, SPLITS
 
 
 def check_predictions(predictions: pd.DataFrame, file: str | None = None) -> pd.DataFrame:
@@ -53,6 +55,12 @@ def select_rows(pred: pd.DataFrame, task: str | None, split: str, model: str) ->
     if task is not None:
         sel = sel[sel["task"] == task]
     return sel.sort_values(["patient_id", "image_id"], kind="mergesort")
+
+
+def table_rows(table: pd.DataFrame, task: str | None, split: str, model: str) -> pd.DataFrame:
+    """The rows of one (task, split, model) of a metric table (Table 3, a curve table), in the table's order."""
+    sel = table[(table["split"] == split) & (table["model"] == model)]
+    return sel if task is None else sel[sel["task"] == task]
 
 
 def models_present(pred: pd.DataFrame, task, models) -> list[str]:
@@ -129,3 +137,25 @@ def threshold_of(thresholds: Mapping, task, model) -> float:
     raise UsradError("No threshold for a model", [Problem(
         f"thresholds has no entry for model {model!r} (task {task!r}); thresholds are fixed on training data",
         column="model")])
+
+
+def radscore_values(predictions: pd.DataFrame, task: str | None = None, model: str | None = None,
+                    splits: Sequence[str] = SPLITS) -> tuple[str | None, str, list[str], dict]:
+    """The ``rad_score`` column of ``model``'s rows (default ``radscore``, else ``radiomics``) by split and class:
+    ``(task, model, splits, {split: {0: negative cases' scores, 1: positive cases'}})``; a split without
+    rad-scores is not in the mapping."""
+    pred = check_predictions(predictions)
+    task = task_of(pred, task)
+    if "rad_score" not in pred.columns:
+        raise UsradError("Cannot draw the rad-score figure", [Problem("column is missing", column="rad_score")])
+    if model is None:
+        have = set(pred.loc[pred["task"] == task, "model"])
+        model = "radscore" if "radscore" in have else "radiomics"
+    models_present(pred, task, [model])
+    splits = splits_present(pred, task, splits)
+    values = {}
+    for split in splits:
+        d = select_rows(pred, task, split, model).dropna(subset=["rad_score"])
+        if not d.empty:
+            values[split] = {c: d.loc[d[LABEL] == c, "rad_score"].to_numpy(float) for c in (0, 1)}
+    return task, model, splits, values

@@ -1,6 +1,7 @@
-"""The radiomics signature's figures: rad-score by class (:func:`radscore_figure`), feature reliability
-(ICC, :func:`icc_figure`), the LASSO cross-validation curve and coefficient path (:func:`lasso_cv_figure`,
-:func:`lasso_path_figure`, from :func:`lasso_tables` of ``selection/lasso_path.tsv``).
+"""The radiomics signature's figures: rad-score by class (:func:`radscore_figure`, its P from
+:func:`usrad.reporting.tables.radscore_table`), feature reliability (ICC, :func:`icc_figure`), the LASSO
+cross-validation curve and coefficient path (:func:`lasso_cv_figure`, :func:`lasso_path_figure`, from
+:func:`lasso_tables` of ``selection/lasso_path.tsv``).
 """
 from __future__ import annotations
 
@@ -9,45 +10,42 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import Problem, UsradError
-from .predictions import check_predictions, models_present, select_rows, splits_present, task_of
+from .predictions import radscore_values, table_rows
 from .style import (
-    CLASS_COLOURS, DOUBLE, LABEL, MM, SINGLE, SPLITS, SPLIT_TITLES, fmt_p, new_figure, save_figure, styled
+    CLASS_COLOURS, DOUBLE, MM, SINGLE, SPLITS, SPLIT_TITLES, fmt_p, new_figure, save_figure, styled
 )
+from .tables import RADSCORE_COLUMNS
 
 
 @styled
-def radscore_figure(predictions: pd.DataFrame, stem, task: str | None = None, model: str | None = None,
-                    splits: Sequence[str] = SPLITS,
+def radscore_figure(predictions: pd.DataFrame, by_class: pd.DataFrame, stem, task: str | None = None,
+                    model: str | None = None, splits: Sequence[str] = SPLITS,
                     class_labels: Mapping[int, str] = {0: "Negative", 1: "Positive"}, seed: int = 0,
                     title: str | None = None) -> pd.DataFrame:
     """Rad-score of negative and positive cases, box plots with the points on top, training and test.
 
-    Uses the ``rad_score`` column of ``model``'s rows (default ``radscore``, else ``radiomics``). The p-value is the two-sided Mann–Whitney U test.
-    Returns one row per (split, class): ``n, median, q1, q3`` and the split's ``p_value``.
+    Draws the ``rad_score`` column of ``model``'s rows (default ``radscore``, else ``radiomics``) and prints each
+    split's two-sided Mann–Whitney P from ``by_class`` (:func:`usrad.reporting.tables.radscore_table`, as
+    written to ``tables/radscore_by_class.tsv``). Returns that table's rows of the splits drawn: ``split, class,
+    n, median, q1, q3, p_value``.
     """
-    pred = check_predictions(predictions)
-    task = task_of(pred, task)
-    if "rad_score" not in pred.columns:
-        raise UsradError("Cannot draw the rad-score figure", [Problem("column is missing", column="rad_score")])
-    if model is None:
-        have = set(pred.loc[pred["task"] == task, "model"])
-        model = "radscore" if "radscore" in have else "radiomics"
-    models_present(pred, task, [model])
-    splits = splits_present(pred, task, splits)
+    task, model, splits, values = radscore_values(predictions, task, model, splits)
     rng = np.random.default_rng(seed)
     fig = new_figure(SINGLE if len(splits) <= 2 else DOUBLE, 70 * MM)
     ax = fig.subplots()
     rows, ticks, ticklabels = [], [], []
     for j, split in enumerate(splits):
-        d = select_rows(pred, task, split, model).dropna(subset=["rad_score"])
-        if d.empty:
+        if split not in values:
             continue
-        vals = {c: d.loc[d[LABEL] == c, "rad_score"].to_numpy(float) for c in (0, 1)}
-        pval = (stats.mannwhitneyu(vals[1], vals[0], alternative="two-sided").pvalue
-                if len(vals[0]) and len(vals[1]) else float("nan"))
+        vals = values[split]
+        drawn = table_rows(by_class, task, split, model)
+        if len(drawn) != 2:
+            raise UsradError("Rad-score table does not match the predictions", [Problem(
+                f"model {model!r}, split {split!r}: {len(drawn)} row(s), expected one per class", column="class")])
+        pval = float(drawn["p_value"].iloc[0])
+        rows.append(drawn)
         for c in (0, 1):
             x = 3 * j + c
             v = vals[c]
@@ -60,9 +58,6 @@ def radscore_figure(predictions: pd.DataFrame, stem, task: str | None = None, mo
                        lw=0, zorder=3)
             ticks.append(x)
             ticklabels.append(f"{class_labels[c]}\n(n={len(v)})")
-            q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75]) if len(v) else (np.nan,) * 3
-            rows.append({"split": split, "class": c, "n": len(v), "median": med, "q1": q1, "q3": q3,
-                         "p_value": pval})
         ax.text(3 * j + 0.5, 1.0, f"{SPLIT_TITLES[split]}\nP {'=' if pval >= 0.001 else ''}{fmt_p(pval)}",
                 transform=ax.get_xaxis_transform(), ha="center", va="bottom")
     ax.set_xticks(ticks, ticklabels)
@@ -70,7 +65,8 @@ def radscore_figure(predictions: pd.DataFrame, stem, task: str | None = None, mo
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
-    return pd.DataFrame(rows)
+    data = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(RADSCORE_COLUMNS))
+    return data[["split", "class", "n", "median", "q1", "q3", "p_value"]]
 
 
 def _feature_class(name: str) -> str:

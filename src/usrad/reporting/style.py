@@ -5,7 +5,8 @@ every text is ≥ 7 pt (DejaVu Sans, TrueType-embedded in the PDF); colours are 
 "muted" colour-blind safe palettes, one fixed colour per model (:data:`MODEL_COLOURS`) in every figure.
 Figures are built on :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot global state, :func:`new_figure`)
 and written by :func:`save_figure` (refuses text < 7 pt and other widths via :func:`check_layout`) with no
-timestamps in the files, so the same inputs always give byte-identical PNG and PDF files. Tables are written
+timestamps in the files, so the same inputs always give byte-identical PNG and PDF files
+(:func:`placeholder_figure`: one saying why there is nothing to draw). Tables are written
 by :func:`write_table` (deterministic TSV). Also: the text formats of estimates, CIs and p-values.
 """
 from __future__ import annotations
@@ -110,6 +111,15 @@ def save_figure(fig: Figure, stem) -> tuple[Path, Path]:
         fig.savefig(png, dpi=DPI, metadata={"Software": None})
         fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
     return png, pdf
+
+
+def placeholder_figure(stem, text: str) -> None:
+    """A figure that says why there is nothing to draw (the workflow's outputs are always all present)."""
+    fig = new_figure(SINGLE, 30 * MM)
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=MIN_FONT_PT)
+    save_figure(fig, stem)
 
 
 def write_table(df: pd.DataFrame, stem) -> Path:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import metrics
 from ..atomic import write_text
 from ..tables import read_table
 from .evaluation import MAIN_MODELS, best_classifier, read_bundles
@@ -21,6 +20,7 @@ from .summary_methods import (
     SummaryContext, cohort_lines, evaluation_lines, extraction_lines, header_lines, modelling_lines,
     reproducibility_lines
 )
+from .tables import oracle_auc_rows
 
 
 #: The reference study's published results (test set), shown beside the demo's (clearly labelled simulated).
@@ -63,7 +63,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     lines += ["## Results", ""]
     for task in tasks:
         lines += _task_lines(c, task)
-    oracle_rows = _oracle_rows(c, tasks, ground_truth, rep_dir)
+    oracle_rows = oracle_auc_rows(root / results, tasks, ground_truth, rep_dir)
     lines += _reference_lines(c, tasks, oracle_rows, ref_file, rep_dir)
     lines += _checklist_lines(c, tasks)
     md = "\n".join(lines) + "\n"
@@ -124,25 +124,6 @@ def _task_lines(c: SummaryContext, task: str) -> list[str]:
     lines.append("")
     lines += _internal_validation_lines(root, sources, results, task)
     return lines
-
-
-def _oracle_rows(c: SummaryContext, tasks: Sequence[str], ground_truth, rep_dir: Path) -> list[dict]:
-    """AUC of the Bayes-optimal probabilities on the test images (demo with ground truth); writes ``oracle_auc.tsv``."""
-    root, results = c.root, c.results
-    oracle_rows = []
-    if ground_truth is not None:
-        gt = read_table(ground_truth)
-        for task in tasks:
-            col = f"oracle_p_{task}"
-            pr = read_table(root / results / task / "predictions.tsv")
-            te = pr[(pr["split"] == "test")].drop_duplicates("image_id")
-            if col not in gt.columns or te.empty:
-                continue
-            d = te.merge(gt[["patient_id", col]], on="patient_id", how="inner")
-            if d["y"].nunique() == 2:
-                oracle_rows.append({"task": task, "split": "test", "n": len(d), "auc": metrics.auc(d["y"], d[col])})
-    write_table(pd.DataFrame(oracle_rows, columns=["task", "split", "n", "auc"]), rep_dir / "oracle_auc")
-    return oracle_rows
 
 
 def _reference_lines(c: SummaryContext, tasks: Sequence[str], oracle_rows: list, ref_file: Path,

@@ -1,18 +1,22 @@
 """The result tables: Table 2 (odds ratios of the clinical predictors, :func:`table2`), Table 3
 (performance with patient-level CIs, :func:`performance_tables`, and its paper text :func:`format_performance`)
-and the DeLong comparisons (:func:`delong_table`, :func:`format_delong`).
+and the DeLong comparisons (:func:`delong_table`, :func:`format_delong`); for the demo, the AUC of the
+Bayes-optimal probabilities (:func:`oracle_auc_rows`); the rad-score by class with its Mann–Whitney test
+(:func:`radscore_table`).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import metrics
 from ..errors import Problem, UsradError
-from .predictions import check_predictions, models_present, select_rows, task_of, threshold_of
-from .style import ALL_SPLITS, LABEL, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
+from ..tables import read_table
+from .predictions import check_predictions, models_present, radscore_values, select_rows, task_of, threshold_of
+from .style import ALL_SPLITS, LABEL, SPLITS, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
 
 
 def performance_tables(predictions: pd.DataFrame, thresholds: Mapping, stem=None, n_boot: int = 2000,
@@ -131,3 +135,46 @@ def table2(univariable: pd.DataFrame, multivariable: pd.DataFrame, digits: int =
     multi = fmt(multivariable).rename(columns={"or": "multivariable OR (95% CI)", "p": "multivariable p"})
     out = uni.merge(multi, on="term", how="left")
     return out.fillna({"multivariable OR (95% CI)": "", "multivariable p": ""})
+
+
+def oracle_auc_rows(results_dir: Path, tasks: Sequence[str], ground_truth, rep_dir: Path) -> list[dict]:
+    """AUC of the Bayes-optimal probabilities on the test images (demo with ground truth); writes ``oracle_auc.tsv``
+    under ``rep_dir`` (no rows without ``ground_truth``). ``results_dir`` holds ``{task}/predictions.tsv``."""
+    oracle_rows = []
+    if ground_truth is not None:
+        gt = read_table(ground_truth)
+        for task in tasks:
+            col = f"oracle_p_{task}"
+            pr = read_table(results_dir / task / "predictions.tsv")
+            te = pr[(pr["split"] == "test")].drop_duplicates("image_id")
+            if col not in gt.columns or te.empty:
+                continue
+            d = te.merge(gt[["patient_id", col]], on="patient_id", how="inner")
+            if d["y"].nunique() == 2:
+                oracle_rows.append({"task": task, "split": "test", "n": len(d), "auc": metrics.auc(d["y"], d[col])})
+    write_table(pd.DataFrame(oracle_rows, columns=["task", "split", "n", "auc"]), rep_dir / "oracle_auc")
+    return oracle_rows
+
+
+#: Columns of the rad-score table (:func:`radscore_table`), one row per (split, class).
+RADSCORE_COLUMNS = ("task", "model", "split", "class", "n", "median", "q1", "q3", "p_value")
+
+
+def radscore_table(predictions: pd.DataFrame, task: str | None = None, model: str | None = None,
+                   splits: Sequence[str] = SPLITS) -> pd.DataFrame:
+    """The rad-score (``rad_score`` of ``model``'s rows: default ``radscore``, else ``radiomics``) of negative and
+    positive cases on each split: ``n``, median and quartiles, and the split's two-sided Mann–Whitney P
+    (:func:`usrad.metrics.mann_whitney_p`, positive against negative). :data:`RADSCORE_COLUMNS`."""
+    task, model, splits, values = radscore_values(predictions, task, model, splits)
+    rows = []
+    for split in splits:
+        if split not in values:
+            continue
+        vals = values[split]
+        pval = metrics.mann_whitney_p(vals[1], vals[0])
+        for c in (0, 1):
+            v = vals[c]
+            q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75]) if len(v) else (np.nan,) * 3
+            rows.append({"task": task, "model": model, "split": split, "class": c, "n": len(v), "median": med,
+                         "q1": q1, "q3": q3, "p_value": pval})
+    return pd.DataFrame(rows, columns=list(RADSCORE_COLUMNS))
