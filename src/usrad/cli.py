@@ -153,7 +153,7 @@ def _cmd_validate(args) -> int:
 
 def _cmd_extract(args) -> int:
     from .cohort import load_cohort
-    from .config import load_config
+    from .plan import load_config
     from .extract import CacheWarning, extract_cohort, feature_table_metadata
     from .features import write_feature_table
     from .manifest.images import params_file
