@@ -18,18 +18,34 @@ envvars:
     "PYTHONPATH",  # set just above; asserted so that Snakemake passes it on to cluster jobs
 
 
-from usrad.config import canonical  # noqa: E402
+from usrad.config import canonical, validate_config  # noqa: E402
 from usrad.errors import UsradError  # noqa: E402
-from usrad.plan import validate_config  # noqa: E402
+from usrad.reporting.outputs import N_BOOT  # noqa: E402
+from usrad.reporting.outputs import task_figures as config_task_figures  # noqa: E402
+from usrad.reporting.outputs import task_tables as config_task_tables  # noqa: E402
+from usrad.settings import WORKFLOW_SWITCHES, predict_model_problems  # noqa: E402
 from usrad.settings import model_names as config_model_names  # noqa: E402
 from usrad.settings import radiomics_only as config_radiomics_only  # noqa: E402
+
+
+def search_space_problems(cfg, source):
+    """usrad.plan's search-space check (fits toy models), imported only for a config that sets search spaces: reading
+    the workflow (every parse, in every cluster job) otherwise loads no scikit-learn, XGBoost or matplotlib.
+    """
+    if not cfg["modelling"]["search_spaces"]:
+        return []
+    from usrad.plan import search_space_config_problems
+
+    return search_space_config_problems(cfg, source)
+
 
 try:
     _validated = validate_config(
         dict(config),
         source="config (config/config.yaml + --config/--configfile)",
-        text_values=True,
-    )  # --config KEY="{...}" passes nested values as text
+        text_values=True,  # --config KEY="{...}" passes nested values as text
+        checks=(predict_model_problems, search_space_problems),
+    )
 except UsradError as err:
     raise WorkflowError(str(err)) from None
 config.clear()
@@ -80,10 +96,6 @@ def busbra_dir():
         or Path(workflow.basedir).parent / "shared" / "data" / "busbra"
     )
     return str(path) if (path / "bus_data.csv").exists() else None
-
-
-#: Modelling keys that choose which rules run (ablation, internal validation), not how a model is fitted or evaluated.
-WORKFLOW_SWITCHES = ("ablation", "internal_validation", "bootstrap_resamples")
 
 
 def fitting_modelling():
@@ -234,23 +246,17 @@ def task_dir(wildcards):
 
 def n_boot():
     """Bootstrap resamples for every CI of the evaluation (seeded from the config seed)."""
-    from usrad.reporting.evaluation import N_BOOT
-
     return N_BOOT
 
 
 def task_figures():
-    """Figure stems evaluate_task writes (usrad.reporting.evaluation.task_figures; no nomogram when radiomics only)."""
-    from usrad.reporting.evaluation import task_figures as figures
-
-    return figures(config)
+    """Figure stems evaluate_task writes (usrad.reporting.outputs.task_figures; no nomogram when radiomics only)."""
+    return config_task_figures(config)
 
 
 def task_tables():
-    """Tables evaluate_task writes (usrad.reporting.evaluation.task_tables; no Table 2 when radiomics only)."""
-    from usrad.reporting.evaluation import task_tables as tables
-
-    return tables(config)
+    """Tables evaluate_task writes (usrad.reporting.outputs.task_tables; no Table 2 when radiomics only)."""
+    return config_task_tables(config)
 
 
 def task_figure_pdfs():
@@ -281,7 +287,7 @@ REPORT_TABLES = {
 
 def evaluation_outputs():
     """Rule evaluate_task's named outputs: each figure (PNG, in the report with its caption), the PDFs, the
-    tables shown in the report and the other tables; the set follows the config (usrad.reporting.evaluation.task_figures).
+    tables shown in the report and the other tables; the set follows the config (usrad.reporting.outputs.task_figures).
     """
     out = {}
     for name in task_figures():

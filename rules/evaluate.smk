@@ -2,7 +2,7 @@
 # (plus the feature table for the nomogram's ranges and the SHAP values). Thresholds come from the bundles,
 # fixed on training data; the bootstrap (2,000 patient-level resamples) is seeded from the config seed. Every
 # interval and test is patient-level (groups = patient_id); every figure draws the tables (e.g. calibration.tsv
-# and calibration_curve.tsv, roc_curve.tsv and roc_band.tsv; outputs listed by usrad.reporting.evaluation.task_tables).
+# and calibration_curve.tsv, roc_curve.tsv and roc_band.tsv; outputs listed by usrad.reporting.outputs.task_tables).
 
 
 rule evaluate_task:

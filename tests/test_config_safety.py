@@ -261,6 +261,17 @@ def test_snakemake_config_strings_and_plan_problems_stop_the_workflow_before_ext
     proc = _snakemake(tmp_path, "-n", "--config", "split={test_size: 0.0}", "seed=7")
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "key 'split.test_size'" in text and "Traceback" not in text
+    # The checks that need the estimators (imported only when the config sets search spaces) and the bundles:
+    # refused when the Snakefile is read, with the schema's own problems.
+    proc = _snakemake(tmp_path, "-n", "--config", "modelling={search_spaces: {svm: {C: [0, 1]}}}", "seed=x")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in text, text[-2000:]
+    assert "key 'seed'" in text and "modelling.search_spaces.svm.C" not in text  # the schema's problems come first
+    proc = _snakemake(tmp_path, "-n", "--config", "modelling={classifiers: [lr, svm], search_spaces: {svm: {C: [0, 1]}}}",
+                      "predict_manifest=new.csv", "predict_models=[rf]")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in text, text[-2000:]
+    assert "modelling.search_spaces.svm.C" in text and "key 'predict_models': 'rf' is not fitted" in text
     proc = _snakemake(tmp_path, "-n", "--config", "seed=7")  # a top-level number arrives as a number: fine
     assert proc.returncode == 0, proc.stdout[-2000:]
     proc = _snakemake(tmp_path, "--config", "split={by_column: device, external_values: [GE]}", "--",

@@ -20,7 +20,8 @@ from usrad.models import fit_task, read_predictions, write_predictions
 from usrad.reporting import summary
 from usrad.reporting.calibration import calibration_figure
 from usrad.reporting.cohort import cohort_report
-from usrad.reporting.evaluation import MAIN_MODELS, TASK_FIGURES, TASK_TABLES, best_classifier, bundle_thresholds, default_comparisons, evaluate_task, read_bundles, task_design, task_performance
+from usrad.reporting.outputs import TASK_FIGURES, TASK_TABLES
+from usrad.reporting.evaluation import MAIN_MODELS, best_classifier, bundle_thresholds, default_comparisons, evaluate_task, read_bundles, task_design, task_performance
 from usrad.reporting.nomogram_figure import nomogram_model
 from usrad.reporting.signature import lasso_tables
 from usrad.reporting.sources import Sources, fmt_value, numbers_in, resolve_source
@@ -32,7 +33,7 @@ from usrad.split import make_split, write_split
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "metastasis"
-N_BOOT = 200  # the rule uses usrad.reporting.evaluation.N_BOOT (2,000); fewer here to keep the test fast
+N_BOOT = 200  # the rule uses usrad.reporting.outputs.N_BOOT (2,000); fewer here to keep the test fast
 FAST = {"classifiers": ["lr", "nb", "rf"], "combined_classifiers": ["lr"], "lasso": {"cv_folds": 5, "n_C": 12}}
 
 

@@ -1,7 +1,8 @@
 """What a config asks of a cohort: every check, before anything runs, that needs the models or the split.
 
 :mod:`usrad.config` checks a config against the schema and itself; here are the checks that need more: the
-predicted models are bundles the config fits and the search spaces fit on toy data (:func:`config_problems`,
+predicted models are bundles the config fits (:func:`usrad.settings.predict_model_problems`) and the search
+spaces fit on toy data (:func:`config_problems`,
 run with the config's own by :func:`validate_config` and :func:`load_config`, so every problem is reported at
 once), and against a validated cohort table the split, each task's classes per part, the clinical predictors on
 the training rows and the ICC filter's second segmentation (:func:`plan_problems`, :func:`check_plan`).
@@ -20,20 +21,10 @@ from .cohort import load_cohort, summary
 from .errors import Problem, UsradError
 from .models import clinical_problems, search_space_problems
 from .selection import ICCFilter
-from .settings import model_names, modelling_settings, radiomics_only
+from .settings import modelling_settings, predict_model_problems
 from .split import split_problems, task_labels
 
 VALIDATE_PROBLEMS_EXIT = 2  # the CLI's exit status for a user's mistake
-
-
-def predict_model_problems(cfg: dict, source: str = "config") -> list[Problem]:
-    """``predict_models`` must be bundles the run writes (checked when ``predict_manifest`` is set)."""
-    if not cfg["predict_manifest"]:
-        return []
-    names = model_names(cfg)
-    why = " (radiomics only: clinical.predictors is empty)" if radiomics_only(cfg) else ""
-    return [Problem(f"key 'predict_models': {m!r} is not fitted by this configuration{why}; choose from "
-                    f"{', '.join(names)}", file=source) for m in dict.fromkeys(cfg["predict_models"]) if m not in names]
 
 
 def search_space_config_problems(cfg: dict, source: str = "config") -> list[Problem]:

@@ -2,7 +2,8 @@
 
 The schema (``usrad/schemas/config.schema.yaml``, read by :mod:`usrad.config`) is the one place the defaults and
 the classifiers live: :func:`modelling_settings` fills a ``modelling`` section from it, :data:`CLASSIFIERS` is its
-list of classifiers, :func:`model_names` the bundles a config fits and :func:`training_patients_per_class` what
+list of classifiers, :func:`model_names` the bundles a config fits (and :func:`predict_model_problems` the
+predicted models it does not fit) and :func:`training_patients_per_class` what
 the cross-validation needs of a task's training set. Pure config arithmetic: no estimator is made here.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import math
 
 from .config import load_schema, section_defaults
+from .errors import Problem
 
 #: The radiomics classifiers (the schema's ``modelling.classifiers`` enum), in display order.
 CLASSIFIERS = tuple(load_schema()["properties"]["modelling"]["properties"]["classifiers"]["items"]["enum"])
@@ -19,6 +21,11 @@ CLINICAL_MODELS = ("clinical", "nomogram", "combined")
 #: Grouped inner folds of the Platt scaling of the SVM, naive Bayes and balanced models
 #: (:func:`usrad.models.make_classifier`; fewer when a class has fewer training groups, at least 2).
 SVM_CALIBRATION_FOLDS = 5
+#: Keys of ``modelling`` that configure the internal validation (:mod:`usrad.validation`), not the models.
+VALIDATION_KEYS = ("internal_validation", "bootstrap_resamples")
+#: Keys of ``modelling`` that choose which rules run (the ablation, the internal validation), not how a model is
+#: fitted or evaluated: the workflow leaves them out of fit_task's and evaluate_task's params.
+WORKFLOW_SWITCHES = ("ablation", *VALIDATION_KEYS)
 
 
 def modelling_settings(modelling_cfg: dict | None) -> dict:
@@ -56,3 +63,13 @@ def training_patients_per_class(cfg: dict) -> int:
     if "svm" in used:
         need = max(need, math.ceil(SVM_CALIBRATION_FOLDS * k / (k - 1)))
     return need
+
+
+def predict_model_problems(cfg: dict, source: str = "config") -> list[Problem]:
+    """``predict_models`` must be bundles the run writes (checked when ``predict_manifest`` is set)."""
+    if not cfg["predict_manifest"]:
+        return []
+    names = model_names(cfg)
+    why = " (radiomics only: clinical.predictors is empty)" if radiomics_only(cfg) else ""
+    return [Problem(f"key 'predict_models': {m!r} is not fitted by this configuration{why}; choose from "
+                    f"{', '.join(names)}", file=source) for m in dict.fromkeys(cfg["predict_models"]) if m not in names]

@@ -41,6 +41,7 @@ from .atomic import write_text, write_tsv
 from .errors import Problem, UsradError
 from .metrics import auc, brier_score, calibration_intercept_slope
 from .models import CLASSIFIERS, fit_task, model_names, modelling_settings
+from .settings import VALIDATION_KEYS
 from .split import task_labels
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("radscore", "clinical", "nomogram", "combined")
 METRICS = ("auc", "calibration_slope", "calibration_intercept", "brier")
 #: Keys of ``modelling`` that configure this validation, not the models (not passed to fit_task).
-OWN_KEYS = ("internal_validation", "bootstrap_resamples")
+OWN_KEYS = VALIDATION_KEYS
 COLUMNS = ["task", "model", "metric", "apparent", "training", "test", "optimism", "corrected", "n_resamples",
            "n_failed", "n_patients", "n_images"]
 

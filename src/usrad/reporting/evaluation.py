@@ -1,7 +1,7 @@
 """Evaluation of one task (:func:`evaluate_task`): every table of ``results/{task}/tables/`` computed once
 from ``predictions.tsv`` with :mod:`usrad.metrics`, and every figure drawn from those tables (read back from
 the files) by the figure modules of :mod:`usrad.reporting`, which compute nothing.
-Also the lists of its outputs (:func:`task_figures`, :func:`task_tables`), the bundles' thresholds and the
+The list of its outputs is :mod:`usrad.reporting.outputs`'s. Also the bundles' thresholds and the
 best classifier (:func:`read_bundles`, :func:`bundle_thresholds`, :func:`best_classifier`).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from .. import metrics
 from ..bundle import load_bundle, read_bundle_meta
 from ..errors import Problem, UsradError
-from ..models import SEARCH_SPACES, build_design, modelling_settings, radiomics_only, read_predictions
+from ..models import SEARCH_SPACES, build_design, modelling_settings, read_predictions
 from ..tables import read_table
 from .calibration import calibration_figure
 from .curves import (
@@ -30,6 +30,7 @@ from .decision import confusion_figure, decision_curve_figure
 from .discrimination import forest_figure, roc_figure
 from .explain import shap_figure, shap_values
 from .nomogram_figure import nomogram_figure, nomogram_model, spaced_probabilities
+from .outputs import N_BOOT
 from .predictions import check_predictions, models_present, task_of
 from .signature import icc_figure, lasso_cv_figure, lasso_path_figure, lasso_tables, radscore_figure
 from .style import CLASSIFIERS, model_label, placeholder_figure, write_table
@@ -38,36 +39,8 @@ from .tables import delong_table, format_delong, format_performance, performance
 log = logging.getLogger(__name__)
 
 
-N_BOOT = 2000
 LEVEL = metrics.LEVEL
 MAIN_MODELS = ("clinical", "radscore", "nomogram", "combined")
-
-#: Figure stems written by :func:`evaluate_task` under ``results/{task}/figures/`` (each ``.png`` + ``.pdf``).
-TASK_FIGURES = ("roc", "forest", "calibration", "decision_curve", "radscore", "confusion", "icc", "lasso_cv",
-                "lasso_path", "nomogram", "shap")
-
-#: Tables written by :func:`evaluate_task` under ``results/{task}/tables/`` (``.tsv``).
-TASK_TABLES = ("table2_odds_ratios", "table3_performance", "table3_performance_formatted", "delong",
-               "delong_formatted", "calibration", "calibration_curve", "roc_curve", "roc_band", "decision_curve",
-               "radscore_by_class", "nomogram_points", "shap_importance", "evaluation_settings")
-
-#: Outputs of the clinical models only: absent when the config lists no clinical predictor (radiomics only).
-CLINICAL_FIGURES = ("nomogram",)
-CLINICAL_TABLES = ("table2_odds_ratios", "nomogram_points")
-
-
-def task_figures(cfg: Mapping | None = None) -> tuple[str, ...]:
-    """The figure stems :func:`evaluate_task` writes for ``cfg`` (all of :data:`TASK_FIGURES`; without the
-    nomogram when ``cfg`` is radiomics only)."""
-    drop = CLINICAL_FIGURES if cfg is not None and radiomics_only(cfg) else ()
-    return tuple(f for f in TASK_FIGURES if f not in drop)
-
-
-def task_tables(cfg: Mapping | None = None) -> tuple[str, ...]:
-    """The tables :func:`evaluate_task` writes for ``cfg`` (all of :data:`TASK_TABLES`; without Table 2 and the
-    nomogram points when ``cfg`` is radiomics only)."""
-    drop = CLINICAL_TABLES if cfg is not None and radiomics_only(cfg) else ()
-    return tuple(t for t in TASK_TABLES if t not in drop)
 
 
 def read_bundles(models_dir) -> dict[str, dict]:
