@@ -54,10 +54,9 @@ def cohort_lines(c: SummaryContext) -> list[str]:
     root, results, sources = c.root, c.results, c.sources
     lines: list[str] = []
     split_file = f"{results}/split/split.tsv"
-    n_pat = sources.num("patients", c.counts, "col=patients;split=all", "d")
-    n_img = sources.num("images", c.counts, "col=images;split=all", "d")
-    n_tr = sources.num("patients_train", c.counts, "col=patients;split=train", "d")
-    n_te = sources.num("patients_test", c.counts, "col=patients;split=test", "d")
+    counts = (("patients", "patients", "all"), ("images", "images", "all"), ("patients_train", "patients", "train"),
+              ("patients_test", "patients", "test"))  # (summary key, column, split) of the counts table
+    n_pat, n_img, n_tr, n_te = (sources.num(key, c.counts, f"col={col};split={part}", "d") for key, col, part in counts)
     lines.append(f"**Cohort and split.** {n_pat} patients ({n_img} images) were split at patient level into a training "
                  f"set of {n_tr} and a test set of {n_te} patients, stratified by every task's outcome "
                  f"(`{split_file}`); all images of a patient are in the same set, so no patient informs both "
@@ -148,10 +147,10 @@ def evaluation_lines(c: SummaryContext) -> list[str]:
     """Evaluation: patient-level intervals and tests, calibration, decision curves."""
     sources = c.sources
     lines: list[str] = []
-    nb = sources.num("n_boot", c.settings, "col=value;key=n_boot", "d")
-    lvl = sources.num("ci_level", c.settings, "col=value;key=ci_level", "%")
-    hlg = sources.num("hl_groups", c.settings, "col=value;key=hosmer_lemeshow_groups", "d")
-    cnb = sources.num("calibration_curve_n_boot", c.settings, "col=value;key=calibration_curve_n_boot", "d")
+    formats = {"n_boot": "d", "ci_level": "%", "hl_groups": "d", "calibration_curve_n_boot": "d"}
+    settings_key = {"hl_groups": "hosmer_lemeshow_groups"}  # the summary key where the settings table's differs
+    nb, lvl, hlg, cnb = (sources.num(key, c.settings, f"col=value;key={settings_key.get(key, key)}", fmt)
+                         for key, fmt in formats.items())
     lines.append(f"**Evaluation.** The patient, not the image, is the unit of every interval and test: the images of "
                  f"a patient are resampled and counted together. AUC with {lvl} confidence intervals from {nb} "
                  "stratified patient-level bootstrap resamples (seeded); sensitivity, specificity, accuracy, PPV and NPV "

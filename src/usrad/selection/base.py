@@ -50,6 +50,11 @@ class Selector(SelectorMixin, BaseEstimator):
             A, y = validate_data(self, X, y, reset=True, ensure_all_finite=finite, ensure_min_samples=2)
         return pd.DataFrame(A, columns=[f"x{i}" for i in range(A.shape[1])]), y
 
+    def _fit_arrays(self, X, y, y_dtype=int):
+        """(X as a DataFrame, X as a float matrix, y as an array of ``y_dtype``) for a supervised ``fit``."""
+        X, y = self._fit_input(X, y)
+        return X, X.to_numpy(dtype=float), np.asarray(y).astype(y_dtype)
+
     def _record_input(self, X, names) -> None:
         """``n_features_in_``, and ``feature_names_in_`` when fitted on a DataFrame (removed otherwise)."""
         if isinstance(X, pd.DataFrame):  # this order of the attributes keeps the bundles' bytes as they were

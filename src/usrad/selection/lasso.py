@@ -69,12 +69,10 @@ class LassoSelector(Selector):
 
     Attributes
     ----------
-    feature_names_in_ : ndarray of str
-        Input columns (only when fitted on a DataFrame).
-    n_features_in_ : int
-        Number of input columns.
     support_ : ndarray of bool
         Input columns with a non-zero coefficient at the chosen C.
+    feature_names_in_, n_features_in_ : ndarray of str, int
+        Input columns (names only when fitted on a DataFrame) and their number.
     coef_ : ndarray of float
         Coefficients of the kept columns (in input order), on the z-scored features.
     intercept_ : float
@@ -116,18 +114,11 @@ class LassoSelector(Selector):
     def __init__(self, cv=10, n_C=30, c_span=1e2, one_se_rule=True, scoring="neg_log_loss",
                  class_weight="balanced", min_features=0, max_iter=1000, random_state=None, filters=None,
                  c_low=0.5, corrected_se=True):
-        self.cv = cv
-        self.n_C = n_C
-        self.c_span = c_span
-        self.one_se_rule = one_se_rule
-        self.scoring = scoring
-        self.class_weight = class_weight
-        self.min_features = min_features
-        self.max_iter = max_iter
-        self.random_state = random_state
-        self.filters = filters
-        self.c_low = c_low
-        self.corrected_se = corrected_se
+        # scikit-learn's rule: store every parameter as given (this order keeps the bundles' bytes as they were)
+        self.cv, self.n_C, self.c_span = cv, n_C, c_span
+        self.one_se_rule, self.scoring, self.class_weight = one_se_rule, scoring, class_weight
+        self.min_features, self.max_iter, self.random_state = min_features, max_iter, random_state
+        self.filters, self.c_low, self.corrected_se = filters, c_low, corrected_se
 
     def _lr_seed(self):
         return 0 if self.random_state is None else self.random_state

@@ -21,12 +21,10 @@ class UnivariateFilter(Selector):
 
     Attributes
     ----------
-    feature_names_in_ : ndarray of str
-        Input columns (only when fitted on a DataFrame).
-    n_features_in_ : int
-        Number of input columns.
     support_ : ndarray of bool
-        Kept columns.
+        Kept columns: p < ``p_threshold``, or the ``min_features`` smallest p.
+    feature_names_in_, n_features_in_ : ndarray of str, int
+        Input columns (names only when fitted on a DataFrame) and their number.
     pvalues_ : ndarray of float
         Two-sided Mann–Whitney p of every input column (1 for a constant column or one with NaN).
     auc_ : ndarray of float
@@ -43,9 +41,8 @@ class UnivariateFilter(Selector):
 
     def fit(self, X, y):
         X_in = X
-        X, y = self._fit_input(X, y)
-        y = np.asarray(y).astype(int)
-        p, auc = mann_whitney(X.to_numpy(dtype=float), y)
+        X, A, y = self._fit_arrays(X, y)
+        p, auc = mann_whitney(A, y)
         keep = p < self.p_threshold
         if keep.sum() < min(self.min_features, X.shape[1]):
             order = np.lexsort((np.arange(len(p)), p))  # stable: ties by column order
@@ -69,12 +66,10 @@ class RedundancyFilter(Selector):
 
     Attributes
     ----------
-    feature_names_in_ : ndarray of str
-        Input columns (only when fitted on a DataFrame).
-    n_features_in_ : int
-        Number of input columns.
     support_ : ndarray of bool
-        Kept columns.
+        Kept columns, no two with |ρ| > ``threshold``.
+    feature_names_in_, n_features_in_ : ndarray of str, int
+        Input columns (names only when fitted on a DataFrame) and their number.
     """
 
     _supervised = True
@@ -85,9 +80,7 @@ class RedundancyFilter(Selector):
 
     def fit(self, X, y):
         X_in = X
-        X, y = self._fit_input(X, y)
-        y = np.asarray(y).astype(int)
-        A = X.to_numpy(dtype=float)
+        X, A, y = self._fit_arrays(X, y)
         p, auc = mann_whitney(A, y)
         order = np.lexsort((np.arange(len(p)), -np.abs(auc - 0.5), p))
         rho = np.abs(spearman_matrix(A))
@@ -113,12 +106,10 @@ class MRMR(Selector):
 
     Attributes
     ----------
-    feature_names_in_ : ndarray of str
-        Input columns (only when fitted on a DataFrame).
-    n_features_in_ : int
-        Number of input columns.
     support_ : ndarray of bool
-        Kept columns.
+        The ``n_features`` chosen columns.
+    feature_names_in_, n_features_in_ : ndarray of str, int
+        Input columns (names only when fitted on a DataFrame) and their number.
     order_ : ndarray of int
         Indices of the kept columns in the order they were chosen.
     """
@@ -131,9 +122,7 @@ class MRMR(Selector):
 
     def fit(self, X, y):
         X_in = X
-        X, y = self._fit_input(X, y)
-        y = np.asarray(y).astype(float)
-        A = X.to_numpy(dtype=float)
+        X, A, y = self._fit_arrays(X, y, y_dtype=float)
         m = A.shape[1]
         self._record_input(X_in, list(X.columns))
         if self.n_features is None or self.n_features >= m:

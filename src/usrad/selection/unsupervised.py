@@ -172,12 +172,10 @@ class NearZeroVariance(Selector):
 
     Attributes
     ----------
-    feature_names_in_ : ndarray of str
-        Input columns (only when fitted on a DataFrame).
-    n_features_in_ : int
-        Number of input columns.
     support_ : ndarray of bool
-        Kept columns.
+        Kept columns: neither constant nor of near-zero variance.
+    feature_names_in_, n_features_in_ : ndarray of str, int
+        Input columns (names only when fitted on a DataFrame) and their number.
     """
 
     _parameter_constraints = {"freq_cut": [Interval(Real, 1, None, closed="left")],
