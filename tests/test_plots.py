@@ -179,6 +179,10 @@ def test_figures_draw_the_numbers_of_the_tables_they_are_given_and_compute_nothi
             monkeypatch.setattr(metrics, name, _no_statistic)
     roc = roc_figure(perf, curve, band, tmp_path / "roc").set_index(["model", "split"])
     assert "AUC 0.512 (0.250–0.750)" in roc.loc[("combined", "test"), "label"]
+    # One band, the last model's (four translucent bands merge into one mass), unless asked otherwise
+    assert roc.loc[roc["band"]].index.get_level_values("model").unique().tolist() == ["combined"]
+    both = roc_figure(perf, curve, band, tmp_path / "roc2", band_models=["clinical", "combined"])
+    assert sorted(both.loc[both["band"], "model"].unique()) == ["clinical", "combined"]
     forest = forest_figure(perf, tmp_path / "forest").set_index(["model", "split"])
     assert tuple(forest.loc[("combined", "test"), ["auc", "low", "high"]]) == (0.5125, 0.25, 0.75)
     conf = confusion_figure(perf, tmp_path / "confusion").set_index(["model", "split"])

@@ -51,8 +51,10 @@ def decision_curve_figure(curves: pd.DataFrame, stem, task: str | None = None,
                         label=model_label(name))
         ax.set(xlim=(0, x_max), ylim=(-0.05, max(0.05, prev) * 1.1),
                xlabel="Threshold probability", ylabel="Net benefit", title=SPLIT_TITLES[split])
-        ax.legend(loc="upper right", handlelength=1.8)
         out.append(dc)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), handlelength=1.8,
+               frameon=False)  # one legend for the panels, below them: never on a curve
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)

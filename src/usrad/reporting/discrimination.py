@@ -31,17 +31,21 @@ def _curve_rows(table: pd.DataFrame, name: str, task, split: str, model: str) ->
 @styled
 def roc_figure(performance: pd.DataFrame, curve: pd.DataFrame, band: pd.DataFrame, stem, task: str | None = None,
                models: Sequence[str] = BASE_MODELS, splits: Sequence[str] = SPLITS,
-               title: str | None = None) -> pd.DataFrame:
-    """ROC curves of ``models``, one panel per split (default training and test), with 95% bootstrap bands.
+               title: str | None = None, band_models: Sequence[str] | None = None) -> pd.DataFrame:
+    """ROC curves of ``models``, one panel per split (default training and test), with the 95% bootstrap band of
+    ``band_models`` only (default: the last of ``models`` present, the combined model; four translucent bands
+    would merge into one). The legend's title gives the patients, images and positives of the panel.
 
     ``performance`` is Table 3 (:func:`usrad.reporting.tables.performance_tables`), ``curve`` and ``band`` the
     ROC tables (:func:`usrad.reporting.curves.roc_tables`), as written to ``tables/``. Legend entries read
     ``Model  AUC 0.812 (0.751–0.866)``: Table 3's AUC and its patient-level stratified bootstrap CI
     (``auc_boot_low``, ``auc_boot_high``; the band comes from the same resamples). Returns one row per
-    (split, model): ``n, n_pos, n_patients, auc, low, high, label`` (``label`` is the exact legend text).
+    (split, model): ``n, n_pos, n_patients, auc, low, high, label, band`` (``label`` is the exact legend text,
+    ``band`` whether its band is drawn).
     """
     task = task_of(performance, task)
     models = models_present(performance, task, models)
+    banded = set(models[-1:] if band_models is None else band_models)
     splits = splits_present(performance, task, splits)
     wide = len(splits) <= 2
     fig = new_figure(DOUBLE, 95 * MM if wide else (60 + 4 * len(models)) * MM)
@@ -58,23 +62,34 @@ def roc_figure(performance: pd.DataFrame, curve: pd.DataFrame, band: pd.DataFram
             bnd = _curve_rows(band, "ROC band", task, split, m)
             label = f"{model_label(m)}  AUC {fmt_ci(r['auc'], r['auc_boot_low'], r['auc_boot_high'])}"
             c = model_colour(m)
-            ax.fill_between(bnd["fpr"].to_numpy(float), bnd["tpr_low"].to_numpy(float),
-                            bnd["tpr_high"].to_numpy(float), color=c, alpha=0.15, lw=0, zorder=2 + i)
             ax.plot(pts["fpr"].to_numpy(float), pts["tpr"].to_numpy(float), color=c, lw=1.2, label=label,
                     zorder=10 + i)
+            if m in banded:
+                ax.fill_between(bnd["fpr"].to_numpy(float), bnd["tpr_low"].to_numpy(float),
+                                bnd["tpr_high"].to_numpy(float), color=c, alpha=0.18, lw=0, zorder=2 + i,
+                                label=f"95% CI band ({model_label(m)})")
             rows.append({"split": split, "model": m, "n": int(r["n"]), "n_pos": int(r["n_pos"]),
                          "n_patients": int(r["n_patients"]), "auc": r["auc"], "low": r["auc_boot_low"],
-                         "high": r["auc_boot_high"], "label": label})
+                         "high": r["auc_boot_high"], "label": label, "band": m in banded})
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="1 − Specificity", ylabel="Sensitivity",
                title=SPLIT_TITLES[split], aspect="equal")
+        legend = dict(title=_counts_title(rows[-1]) if rows and rows[-1]["split"] == split else None,
+                      alignment="left")
         if wide:
-            ax.legend(loc="lower right", handlelength=1.5, borderaxespad=0.3)
+            ax.legend(loc="lower right", handlelength=1.5, borderaxespad=0.3, **legend)
         else:  # narrow panels: legend underneath
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), handlelength=1.2)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), handlelength=1.2, **legend)
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
     return pd.DataFrame(rows)
+
+
+def _counts_title(row: dict) -> str:
+    """``168 patients, 63 positive`` (``… (190 images), 70 positive images`` when a patient has several)."""
+    if row["n"] == row["n_patients"]:
+        return f"{row['n_patients']} patients, {row['n_pos']} positive"
+    return f"{row['n_patients']} patients ({row['n']} images), {row['n_pos']} positive images"
 
 
 @styled
@@ -110,15 +125,17 @@ def forest_figure(performance: pd.DataFrame, stem, task: str | None = None, mode
             ci = {"auc": perf["auc"].iloc[0], "low": perf["auc_boot_low"].iloc[0],
                   "high": perf["auc_boot_high"].iloc[0]}
             yy = r + offsets[split]
-            ax.errorbar(ci["auc"], yy, xerr=[[ci["auc"] - ci["low"]], [ci["high"] - ci["auc"]]],
-                        color=SPLIT_COLOURS[split], mec=SPLIT_COLOURS[split], ms=4, lw=1, capsize=1.5,
-                        label=SPLIT_TITLES[split] if r == 0 else None, **markers[split])
+            bars = ax.errorbar(ci["auc"], yy, xerr=[[ci["auc"] - ci["low"]], [ci["high"] - ci["auc"]]],
+                               color=SPLIT_COLOURS[split], mec=SPLIT_COLOURS[split], ms=4, lw=1, capsize=1.5,
+                               label=SPLIT_TITLES[split] if r == 0 else None, **markers[split])
+            for artist in bars.lines[0], *bars.lines[1], *bars.lines[2]:
+                artist.set_clip_on(False)  # a marker at AUC 1.0 is drawn whole
             rows.append({"model": m, "split": split, "auc": ci["auc"], "low": ci["low"], "high": ci["high"],
                          "row": r})
     data = pd.DataFrame(rows)
     lo = min(0.5, math.floor(data["low"].min() * 10) / 10) if len(data) else 0.5
     ax.axvline(0.5, ls=":", lw=0.7, color="#7F7F7F")
-    ax.set(xlim=(lo - 0.02, 1.0), ylim=(n - 0.5, -0.5), yticks=range(n),
+    ax.set(xlim=(lo - 0.02, 1.0), ylim=(n - 0.5, -0.5), yticks=range(n), xticks=np.arange(lo, 1.0001, 0.1),
            yticklabels=[model_label(m) for m in models], xlabel="AUC (95% CI)")
     ax.legend(loc="lower left", ncols=k, bbox_to_anchor=(0, 1.0), borderaxespad=0.2, handletextpad=0.3)
     if with_text:
