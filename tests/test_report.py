@@ -23,7 +23,7 @@ from usrad.reporting.cohort import cohort_report
 from usrad.reporting.outputs import TASK_FIGURES, TASK_TABLES
 from usrad.reporting.evaluation import MAIN_MODELS, best_classifier, bundle_thresholds, default_comparisons, evaluate_task, read_bundles, task_design, task_performance
 from usrad.reporting.nomogram_figure import nomogram_model
-from usrad.reporting.signature import lasso_tables
+from usrad.reporting.signature import lasso_tables, short_feature
 from usrad.reporting.sources import Sources, fmt_value, numbers_in, resolve_source
 from usrad.reporting.style import fmt_p
 from usrad.reporting.summary import write_summary
@@ -223,6 +223,20 @@ def test_lasso_tables_convert_log_loss_to_deviance_and_flag_the_chosen_penalty()
     assert cv["sd"].tolist() == pytest.approx([0.02, 0.04])
     assert cv["n_features"].tolist() == [1, 2] and sel == 1.0
     assert list(path.columns) == ["C", "feature", "coefficient"]
+    assert cv["best"].tolist() == [False, True]  # λ.min: the best mean CV score (here also the chosen one)
+    # glmnet's axis when the table has it: log λ = ln(1 / (n C)); λ.min and the chosen λ.1se can differ
+    lp = lp.assign(log_lambda=-np.log(lp["C"] * 100), chosen=[True, True, False, False])
+    cv, path, sel = lasso_tables(lp)
+    assert list(path.columns) == ["log_lambda", "feature", "coefficient"]
+    assert sel == pytest.approx(-np.log(0.1 * 100))
+    assert cv.loc[cv["best"], "log_lambda"].item() == pytest.approx(-np.log(100))
+
+
+def test_feature_names_are_readable_in_legends():
+    assert short_feature("log-sigma-3-0-mm-3D_firstorder_Range") == "LoG σ=3.0 mm firstorder Range"
+    assert short_feature("wavelet-LH_glcm_Contrast") == "wavelet-LH glcm Contrast"
+    long = "original_gldm_SmallDependenceLowGrayLevelEmphasis"
+    assert short_feature(long) == long.replace("_", " ")  # not truncated any more (49 characters)
 
 
 def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path):

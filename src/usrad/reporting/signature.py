@@ -6,6 +6,7 @@ cross-validation curve and coefficient path (:func:`lasso_cv_figure`, :func:`las
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -127,7 +128,7 @@ def icc_figure(icc_table: pd.DataFrame, stem, threshold: float = 0.75, title: st
     return out[["feature_class", "n_features", "n_kept", "n_dropped", "n_nan"]]
 
 
-_X_COLUMNS = {"log_lambda": ("log λ", False), "log_C": ("log C", False),
+_X_COLUMNS = {"log_lambda": ("log(λ), λ = 1 / (n C)", False), "log_C": ("log C", False),
               "lambda": ("λ (log scale)", True), "C": ("C (log scale)", True)}
 _Y_COLUMNS = {"mean_auc": "Cross-validated AUC", "auc": "Cross-validated AUC",
               "deviance": "Binomial deviance", "mean_deviance": "Binomial deviance"}
@@ -163,7 +164,12 @@ def lasso_cv_figure(cv_table: pd.DataFrame, stem, title: str | None = None) -> p
                 ecolor="#7F7F7F", capsize=1)
     if logx:
         ax.set_xscale("log")
-    ax.axvline(float(sel[xcol].iloc[0]), color="black", ls="--", lw=0.8)
+    ax.axvline(float(sel[xcol].iloc[0]), color="black", ls="--", lw=0.8,
+               label="λ.1se (chosen)" if "best" in df.columns else "chosen")
+    if "best" in df.columns and df["best"].astype(bool).sum() == 1:
+        ax.axvline(float(df.loc[df["best"].astype(bool), xcol].iloc[0]), color="#0072B2", ls=":", lw=0.9,
+                   label="λ.min (best CV score)")
+        fig.legend(loc="outside lower center", ncols=2, frameon=False)  # below the axes: never on a point
     ax.set(xlabel=xlabel, ylabel=_Y_COLUMNS[ycol])
     if "n_features" in df.columns:
         top = ax.secondary_xaxis("top")
@@ -228,18 +234,25 @@ def lasso_path_figure(path_table: pd.DataFrame, stem, selected: float | None = N
     return long
 
 
-def short_feature(name: str, width: int = 40) -> str:
-    """PyRadiomics name shortened for a legend: ``wavelet-LH_glcm_Contrast`` → ``wavelet-LH glcm Contrast``."""
-    s = str(name).replace("_", " ")
+_LOG_SIGMA = re.compile(r"^log-sigma-(\d+)-(\d+)-mm-3D(?=_|$)")
+
+
+def short_feature(name: str, width: int = 60) -> str:
+    """PyRadiomics name made readable for a legend: ``wavelet-LH_glcm_Contrast`` → ``wavelet-LH glcm Contrast``,
+    ``log-sigma-3-0-mm-3D_firstorder_Range`` → ``LoG σ=3.0 mm firstorder Range`` (PyRadiomics writes ``3D`` in the
+    name of a LoG filter even on 2D images); shortened with … only beyond ``width`` characters."""
+    s = _LOG_SIGMA.sub(lambda m: f"LoG σ={m.group(1)}.{m.group(2)} mm", str(name)).replace("_", " ")
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
 def lasso_tables(lasso_path: pd.DataFrame, scoring: str = "neg_log_loss") -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """``(cv_table, path_table, selected_C)`` for :func:`lasso_cv_figure` / :func:`lasso_path_figure`
-    from ``selection/lasso_path.tsv`` (``C, feature, coef, cv_mean_score, cv_se, chosen``).
+    """``(cv_table, path_table, selected)`` for :func:`lasso_cv_figure` / :func:`lasso_path_figure`
+    from ``selection/lasso_path.tsv`` (``C, feature, coef, cv_mean_score, cv_se, chosen``, and ``log_lambda``).
 
-    The CV score is shown as binomial deviance (2 × log loss) for ``neg_log_loss`` scoring, else as AUC;
-    error bars are the standard error across folds."""
+    The penalty axis is glmnet's ``log_lambda`` when the table has it (``selected`` is then the chosen
+    log λ), else C (``selected`` the chosen C). The CV score is shown as binomial deviance (2 × log loss) for
+    ``neg_log_loss`` scoring, else as AUC; error bars are the standard error across folds; ``best`` flags the
+    penalty of the best mean CV score (λ.min), ``selected`` the chosen one (λ.1se under the 1-SE rule)."""
     need = ["C", "feature", "coef", "cv_mean_score", "cv_se", "chosen"]
     missing = [c for c in need if c not in lasso_path.columns]
     if missing:
@@ -247,15 +260,17 @@ def lasso_tables(lasso_path: pd.DataFrame, scoring: str = "neg_log_loss") -> tup
                                                             for c in missing])
     lp = lasso_path.copy()
     lp["chosen"] = lp["chosen"].astype(str).str.lower().isin(("true", "1"))
+    x = "log_lambda" if "log_lambda" in lp.columns else "C"
     per_c = lp.groupby("C", sort=True).agg(score=("cv_mean_score", "first"), se=("cv_se", "first"),
-                                           selected=("chosen", "any"),
+                                           selected=("chosen", "any"), x=(x, "first"),
                                            n_features=("coef", lambda s: int((s != 0).sum()))).reset_index()
     if scoring == "neg_log_loss":
-        cv = pd.DataFrame({"C": per_c["C"], "mean_deviance": -2 * per_c["score"], "sd": 2 * per_c["se"]})
+        cv = pd.DataFrame({x: per_c["x"], "mean_deviance": -2 * per_c["score"], "sd": 2 * per_c["se"]})
     else:
-        cv = pd.DataFrame({"C": per_c["C"], "mean_auc": per_c["score"], "sd": per_c["se"]})
+        cv = pd.DataFrame({x: per_c["x"], "mean_auc": per_c["score"], "sd": per_c["se"]})
     cv["selected"] = per_c["selected"]
+    cv["best"] = np.arange(len(per_c)) == int(np.argmax(per_c["score"].to_numpy(float)))  # first of ties: smallest C
     cv["n_features"] = per_c["n_features"]
-    path = lp[["C", "feature", "coef"]].rename(columns={"coef": "coefficient"})
-    sel = per_c.loc[per_c["selected"], "C"]
-    return cv, path, float(sel.iloc[0]) if len(sel) else float(per_c["C"].median())
+    path = lp[[x, "feature", "coef"]].rename(columns={"coef": "coefficient"})
+    sel = per_c.loc[per_c["selected"], "x"]
+    return cv, path, float(sel.iloc[0]) if len(sel) else float(per_c["x"].median())
