@@ -3,43 +3,26 @@ figure (:func:`shap_figure`).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-import matplotlib
 import numpy as np
 import pandas as pd
+import shap
+from matplotlib.text import Text
 
 from ..errors import Problem, UsradError
 from .signature import short_feature
-from .style import DOUBLE, MM, new_figure, save_figure, styled
-
-
-def _beeswarm_offsets(values: np.ndarray, n_bins: int = 100, width: float = 0.38) -> np.ndarray:
-    """Vertical offsets that spread points with similar SHAP values (shap's own binning scheme)."""
-    n = len(values)
-    if n == 0:
-        return np.zeros(0)
-    span = values.max() - values.min()
-    q = np.round(n_bins * (values - values.min()) / (span + 1e-12))
-    order = np.lexsort((np.arange(n), q))
-    offsets = np.zeros(n)
-    layer, last = 0, None
-    for i in order:
-        if q[i] != last:
-            layer, last = 0, q[i]
-        offsets[i] = math.ceil(layer / 2) * (1 if layer % 2 == 0 else -1)
-        layer += 1
-    m = np.abs(offsets).max()
-    return offsets * (width / m) if m > 0 else offsets
+from .style import DOUBLE, MIN_FONT_PT, MM, new_figure, save_figure, styled
 
 
 @styled
 def shap_figure(shap_values, feature_values, feature_names: Sequence[str], stem, max_display: int = 15,
                 title: str | None = None) -> pd.DataFrame:
     """SHAP summary (beeswarm): one row per feature, ordered by mean |SHAP|, each point one case coloured
-    by its feature value (5th–95th percentile, viridis). Arrays are ``(n_cases, n_features)`` as computed
-    by the ``shap`` package. Returns ``feature, mean_abs_shap, rank`` for all features (rank 1 = top)."""
+    by its feature value: shap's own ``shap.plots.beeswarm`` (features beyond ``max_display`` summed in its
+    last row), in the house font size, with readable feature names (:func:`short_feature`, not truncated). Arrays
+    are ``(n_cases, n_features)`` as computed by the ``shap`` package. Returns ``feature, mean_abs_shap, rank``
+    for all features (rank 1 = top; shap orders its rows the same way)."""
     sv = np.asarray(shap_values, dtype=float)
     fv = np.asarray(feature_values, dtype=float)
     names = [str(f) for f in feature_names]
@@ -54,33 +37,20 @@ def shap_figure(shap_values, feature_values, feature_names: Sequence[str], stem,
     order = np.lexsort((np.arange(len(imp)), -imp))
     ranking = pd.DataFrame({"feature": [names[i] for i in order], "mean_abs_shap": imp[order],
                             "rank": np.arange(1, len(order) + 1)})
-    shown = order[:max_display]
-    k = len(shown)
-    fig = new_figure(DOUBLE, (20 + 6.5 * k) * MM)
+    k = min(max_display, len(names))
+    fig = new_figure(DOUBLE, (20 + 6.5 * (k + (len(names) > k))) * MM)
     ax = fig.subplots()
-    cmap = matplotlib.colormaps["viridis"]
-    ax.axvline(0, color="#7F7F7F", lw=0.6, zorder=0)
-    sc = None
-    for r, j in enumerate(shown):
-        x, v = sv[:, j], fv[:, j]
-        lo, hi = np.nanpercentile(v, [5, 95]) if np.isfinite(v).any() else (0.0, 1.0)
-        if hi <= lo:
-            lo, hi = np.nanmin(v), np.nanmax(v)
-        cv = np.clip((v - lo) / (hi - lo), 0, 1) if hi > lo else np.full_like(v, 0.5)
-        yy = r + _beeswarm_offsets(x)
-        nan = ~np.isfinite(cv)
-        ax.scatter(x[nan], yy[nan], s=3, color="#999999", lw=0, zorder=2)
-        sc = ax.scatter(x[~nan], yy[~nan], s=3, c=cv[~nan], cmap=cmap, vmin=0, vmax=1, lw=0, zorder=3,
-                        rasterized=True)
-    ax.set_yticks(range(k), [short_feature(names[j], 45) for j in shown])
-    ax.set(ylim=(k - 0.5, -0.5), xlabel="SHAP value (impact on model output)")
-    ax.spines["left"].set_visible(False)
-    ax.tick_params(axis="y", length=0)
-    if sc is not None:
-        cb = fig.colorbar(sc, ax=ax, ticks=[0, 1], aspect=30, fraction=0.04, pad=0.02)
-        cb.ax.set_yticklabels(["Low", "High"])
-        cb.set_label("Feature value", labelpad=-6)
-        cb.outline.set_visible(False)
+    explanation = shap.Explanation(values=sv, data=fv, feature_names=[short_feature(n) for n in names])
+    state = np.random.get_state()  # shap's beeswarm shuffles the draw order with numpy's global generator:
+    np.random.seed(0)  # seeded here (and restored after) so that the same values give the same bytes
+    try:
+        shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None, s=4)
+    finally:
+        np.random.set_state(state)
+    for text in fig.findobj(Text):  # shap writes at 13 pt; the house style is 7 pt in a 183 mm figure
+        text.set_fontsize(MIN_FONT_PT)
+    for a in fig.axes:
+        a.tick_params(labelsize=MIN_FONT_PT)
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
@@ -97,7 +67,6 @@ def shap_values(pipeline, X_explain: pd.DataFrame, X_background: pd.DataFrame, s
     k-means summary of ``n_background`` random training rows. At most ``max_explain`` rows are explained
     (a seeded random subset). Returns ``(values, feature_values, names, explainer)``.
     """
-    import shap
     from sklearn.pipeline import Pipeline
 
     pre = Pipeline(pipeline.steps[:-1])
