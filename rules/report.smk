@@ -7,16 +7,20 @@ rule cohort_report:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         split=f"{RESULTS}/split/split.tsv",
     output:
-        table1=report(
-            f"{RESULTS}/report/table1.tsv",
+        table1=f"{RESULTS}/report/table1.tsv",
+        table1_html=report(
+            f"{RESULTS}/report/table1.html",
             caption="../report/table1.rst",
             category="Cohort",
+            labels={"name": "Table 1: baseline characteristics"},
         ),
+        table1_exports=table1_exports(),
         counts=f"{RESULTS}/report/cohort_counts.tsv",
         flow=report(
             f"{RESULTS}/report/figures/flow.png",
             caption="../report/flow.rst",
             category="Cohort",
+            labels={"name": "Patient flow"},
         ),
         flow_pdf=f"{RESULTS}/report/figures/flow.pdf",
     log:
