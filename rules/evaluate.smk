@@ -48,12 +48,14 @@ rule ablation:
             caption="../report/ablation.rst",
             category="Radiomics signature",
             subcategory="{task}",
+            labels={"name": "Ablation by feature class (table)", "task": "{task}"},
         ),
         png=report(
             f"{RESULTS}/{{task}}/figures/ablation.png",
             caption="../report/ablation.rst",
             category="Radiomics signature",
             subcategory="{task}",
+            labels={"name": "Ablation by feature class", "task": "{task}"},
         ),
         pdf=f"{RESULTS}/{{task}}/figures/ablation.pdf",
     log:

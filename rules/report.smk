@@ -46,6 +46,7 @@ rule workflow_diagram:
             f"{RESULTS}/report/figures/workflow.png",
             caption="../report/workflow_diagram.rst",
             category="Workflow diagram",
+            labels={"name": "Workflow diagram"},
         ),
         pdf=f"{RESULTS}/report/figures/workflow.pdf",
     log:
@@ -79,6 +80,7 @@ rule summary:
             f"{RESULTS}/report/summary.html",
             caption="../report/summary.rst",
             category="Summary",
+            labels={"name": "Methods and results summary"},
         ),
         sources=f"{RESULTS}/report/summary_sources.tsv",
         reference=f"{RESULTS}/report/reference_study.tsv",

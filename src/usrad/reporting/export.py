@@ -25,7 +25,7 @@ from ..nomogram import VARIABLE_LABELS
 from ..tables import read_table
 from .outputs import EXPORT_FORMATS, TASK_EXPORTS
 from .style import SPLIT_TITLES
-from .tables import NOT_ESTIMABLE, OR_LIMITS
+from .tables import NOT_ESTIMABLE, OR_MAX
 
 #: The zip timestamp of every .docx entry (the earliest a zip can hold): same table, same bytes.
 DOCX_DATE = (1980, 1, 1, 0, 0, 0)
@@ -162,12 +162,11 @@ def _table2_notes(t2: pd.DataFrame) -> list[str]:
     notes = ["OR, odds ratio per unit (per level against the reference for categorical variables); P, likelihood-"
              "ratio test per variable; multivariable: the variables selected for the clinical model."]
     if any(NOT_ESTIMABLE in c for c in cells):
-        notes.append(f"{NOT_ESTIMABLE}: the fit gives no finite odds ratio (e.g. complete separation, or an OR "
-                     f"beyond {OR_LIMITS[0]:g}–{OR_LIMITS[1]:.0f}); the reason is in the note column of "
-                     "univariable.tsv / multivariable.tsv.")
+        notes.append(f"{NOT_ESTIMABLE}: the fit gives no finite odds ratio (e.g. a constant or aliased column); the "
+                     "reason is in the note column of univariable.tsv / multivariable.tsv.")
     if any(">" in c or "<" in c for c in cells):
-        notes.append(f">{OR_LIMITS[1]:.0f} / <0.01: a confidence bound beyond what the data bound (e.g. near "
-                     "separation); its value is in univariable.tsv / multivariable.tsv.")
+        notes.append(f">{OR_MAX:.0f} / <0.01: an odds ratio or confidence bound beyond what the data bound (e.g. "
+                     "near separation, Firth's penalised fit); its value is in univariable.tsv / multivariable.tsv.")
     return notes
 
 

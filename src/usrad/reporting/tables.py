@@ -134,39 +134,39 @@ def format_delong(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         "P": table["p_value"].map(fmt_p), "Method": table["method"].astype(str)})
 
 
-#: Odds ratios and bounds beyond these print as ``>1000`` / ``<0.001`` in Table 2 (:func:`fmt_or`).
-OR_LIMITS = (0.001, 1000.0)
+#: Odds ratios and bounds above this print as ``>1000`` in Table 2 (:func:`fmt_or`).
+OR_MAX = 1000.0
 #: Table 2's text for an odds ratio the fit could not estimate (NaN, or infinite).
 NOT_ESTIMABLE = "not estimable"
 
 
 def fmt_or(v: float, digits: int = 2) -> str:
-    """An odds ratio or CI bound as text: ``digits`` decimals, ``>1000`` above :data:`OR_LIMITS` (an unbounded or
+    """An odds ratio or CI bound as text: ``digits`` decimals, ``>1000`` above :data:`OR_MAX` (an unbounded or
     separated fit's bound), ``<0.01`` below what ``digits`` can show, ``NA`` when missing."""
     v = np.nan if v is None else float(v)
     if np.isnan(v):
         return "NA"
-    if v > OR_LIMITS[1]:
-        return f">{OR_LIMITS[1]:.0f}"
+    if v > OR_MAX:
+        return f">{OR_MAX:.0f}"
     if v < 10 ** -digits:
         return f"<{10 ** -digits:.{digits}f}"
     return f"{v:.{digits}f}"
 
 
 def fmt_or_ci(o: float, lo: float, hi: float, digits: int = 2) -> str:
-    """``OR (low–high)`` with readable bounds (:func:`fmt_or`); :data:`NOT_ESTIMABLE` when the OR itself is
-    missing, infinite or beyond :data:`OR_LIMITS` (a separated fit)."""
+    """``OR (low–high)`` with readable values (:func:`fmt_or`); :data:`NOT_ESTIMABLE` when the OR itself is
+    missing or infinite."""
     o = np.nan if o is None else float(o)
-    if not np.isfinite(o) or not OR_LIMITS[0] <= o <= OR_LIMITS[1]:
+    if not np.isfinite(o):
         return NOT_ESTIMABLE
-    return f"{o:.{digits}f} ({fmt_or(lo, digits)}–{fmt_or(hi, digits)})"
+    return f"{fmt_or(o, digits)} ({fmt_or(lo, digits)}–{fmt_or(hi, digits)})"
 
 
 def table2(univariable: pd.DataFrame, multivariable: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """Univariable and multivariable odds ratios side by side: ``variable, term, univariable OR (95% CI),
-    univariable p, multivariable OR (95% CI), multivariable p`` (text), one row per term. Bounds beyond
-    :data:`OR_LIMITS` print as ``>1000`` / ``<0.001``, an OR that cannot be estimated as :data:`NOT_ESTIMABLE`
-    (the reason is in the table's ``note``)."""
+    univariable p, multivariable OR (95% CI), multivariable p`` (text), one row per term. ORs and bounds above
+    :data:`OR_MAX` print as ``>1000``, below 0.01 as ``<0.01``, an OR that cannot be estimated as
+    :data:`NOT_ESTIMABLE` (the reason is in the table's ``note``)."""
     def fmt(df):
         or_ci = [fmt_or_ci(o, lo, hi, digits) for o, lo, hi in zip(df["OR"], df["ci_low"], df["ci_high"])]
         return pd.DataFrame({"term": df["term"].astype(str), "or": or_ci,
