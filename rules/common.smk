@@ -20,7 +20,8 @@ envvars:
 
 from usrad.config import canonical, validate_config  # noqa: E402
 from usrad.errors import UsradError  # noqa: E402
-from usrad.reporting.outputs import N_BOOT  # noqa: E402
+from usrad.reporting.outputs import EXPORT_FORMATS, N_BOOT  # noqa: E402
+from usrad.reporting.outputs import task_exports as config_task_exports  # noqa: E402
 from usrad.reporting.outputs import task_figures as config_task_figures  # noqa: E402
 from usrad.reporting.outputs import task_tables as config_task_tables  # noqa: E402
 from usrad.settings import WORKFLOW_SWITCHES, predict_model_problems  # noqa: E402
@@ -127,6 +128,11 @@ def evaluation_config():
             "split": {"test_size": config["split"]["test_size"]},
         }
     )
+
+
+def table1_exports():
+    """Table 1 for people next to its TSV (usrad.reporting.export): .md .tex .docx (.html is in the report)."""
+    return [f"{RESULTS}/report/table1.{fmt}" for fmt in EXPORT_FORMATS if fmt != "html"]
 
 
 def cohort_report_config():
@@ -263,66 +269,100 @@ def task_figure_pdfs():
     return [f"{RESULTS}/{{task}}/figures/{name}.pdf" for name in task_figures()]
 
 
-#: Figures and tables of evaluate_task shown in `snakemake --report`, name -> (caption, category).
+#: Figures of evaluate_task shown in `snakemake --report`, name -> (caption, category, name shown).
 REPORT_ITEMS = {
-    "roc": ("roc", "Discrimination"),
-    "forest": ("forest", "Discrimination"),
-    "calibration": ("calibration", "Calibration and clinical utility"),
-    "decision_curve": ("decision_curve", "Calibration and clinical utility"),
-    "radscore": ("radscore", "Radiomics signature"),
-    "confusion": ("confusion", "Discrimination"),
-    "icc": ("icc", "Radiomics signature"),
-    "lasso_cv": ("lasso", "Radiomics signature"),
-    "lasso_path": ("lasso", "Radiomics signature"),
-    "nomogram": ("nomogram", "Models"),
-    "shap": ("shap", "Models"),
+    "roc": ("roc", "Discrimination", "ROC curves"),
+    "forest": ("forest", "Discrimination", "AUC forest plot"),
+    "calibration": (
+        "calibration",
+        "Calibration and clinical utility",
+        "Calibration curves",
+    ),
+    "decision_curve": (
+        "decision_curve",
+        "Calibration and clinical utility",
+        "Decision curves",
+    ),
+    "radscore": ("radscore", "Radiomics signature", "Rad-score by class"),
+    "confusion": ("confusion", "Discrimination", "Confusion matrices"),
+    "icc": ("icc", "Radiomics signature", "Feature reproducibility (ICC)"),
+    "lasso_cv": ("lasso", "Radiomics signature", "LASSO cross-validation"),
+    "lasso_path": ("lasso", "Radiomics signature", "LASSO coefficient paths"),
+    "nomogram": ("nomogram", "Models", "Nomogram"),
+    "shap": ("shap", "Models", "SHAP feature importance"),
 }
+#: Tables of evaluate_task shown in the report as tables (their .html rendering; usrad.reporting.export),
+#: stem -> (output key, caption, name shown); the calibration table (numbers only) is shown as its TSV.
 REPORT_TABLES = {
-    "table2_odds_ratios": ("table2", "table2"),
-    "table3_performance_formatted": ("table3", "table3"),
-    "delong_formatted": ("delong", "delong"),
-    "calibration": ("calibration_table", "calibration_table"),
+    "table2_odds_ratios": ("table2", "table2", "Table 2: odds ratios"),
+    "table3_performance": ("table3", "table3", "Table 3: performance"),
+    "delong": ("delong", "delong", "AUC comparisons (DeLong)"),
 }
+REPORT_TSV = {
+    "calibration": ("calibration_table", "calibration_table", "Calibration table")
+}
+
+
+def report_item(path, caption, category, name):
+    """One evaluate_task output in `snakemake --report`: its caption, category, the task as subcategory and
+    labels (the name shown and the task) instead of the file name."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory="{task}",
+        labels={"name": name, "task": "{task}"},
+    )
 
 
 def evaluation_outputs():
     """Rule evaluate_task's named outputs: each figure (PNG, in the report with its caption), the PDFs, the
-    tables shown in the report and the other tables; the set follows the config (usrad.reporting.outputs.task_figures).
+    tables shown in the report (Tables 2, 3 and DeLong as HTML, the calibration table as TSV), the other
+    tables and the people's copies (.md .tex .docx); the set follows the config (usrad.reporting.outputs).
     """
     out = {}
     for name in task_figures():
-        caption, category = REPORT_ITEMS[name]
-        out[name] = report(
-            f"{RESULTS}/{{task}}/figures/{name}.png",
-            caption=f"../report/{caption}.rst",
-            category=category,
-            subcategory="{task}",
+        caption, category, shown = REPORT_ITEMS[name]
+        out[name] = report_item(
+            f"{RESULTS}/{{task}}/figures/{name}.png", caption, category, shown
         )
     out["pdfs"] = task_figure_pdfs()
-    tables = task_tables()
-    for name, (key, caption) in REPORT_TABLES.items():
-        if name in tables:
-            out[key] = report(
-                f"{RESULTS}/{{task}}/tables/{name}.tsv",
-                caption=f"../report/{caption}.rst",
-                category="Tables",
-                subcategory="{task}",
+    exports = task_exports()
+    for name, (key, caption, shown) in REPORT_TABLES.items():
+        if name in exports:
+            out[key] = report_item(
+                f"{RESULTS}/{{task}}/tables/{name}.html", caption, "Tables", shown
             )
+    for name, (key, caption, shown) in REPORT_TSV.items():
+        out[key] = report_item(
+            f"{RESULTS}/{{task}}/tables/{name}.tsv", caption, "Tables", shown
+        )
     out["tables"] = task_other_tables()
+    out["exports"] = [
+        f"{RESULTS}/{{task}}/tables/{name}.{fmt}"
+        for name in exports
+        for fmt in EXPORT_FORMATS
+        if fmt != "html"
+    ]
     return out
 
 
 def task_other_tables():
-    """The evaluation's tables not listed one by one in rule evaluate_task's report() outputs."""
+    """The evaluation's TSV tables not listed one by one in rule evaluate_task's report() outputs."""
     return [
         f"{RESULTS}/{{task}}/tables/{name}.tsv"
         for name in task_tables()
-        if name not in REPORT_TABLES
+        if name not in REPORT_TSV
     ]
 
 
+def task_exports():
+    """Tables evaluate_task also writes for people (usrad.reporting.outputs.task_exports)."""
+    return config_task_exports(config)
+
+
 def evaluation_targets():
-    """Every task's evaluation outputs (figures PNG + PDF, tables)."""
+    """Every task's evaluation outputs (figures PNG + PDF, tables, the tables for people)."""
     out = []
     for task in task_names():
         out += [
@@ -331,6 +371,11 @@ def evaluation_targets():
             for ext in ("png", "pdf")
         ]
         out += [f"{RESULTS}/{task}/tables/{n}.tsv" for n in task_tables()]
+        out += [
+            f"{RESULTS}/{task}/tables/{n}.{fmt}"
+            for n in task_exports()
+            for fmt in EXPORT_FORMATS
+        ]
         if config["modelling"]["ablation"]:
             out += [
                 f"{RESULTS}/{task}/tables/ablation.tsv",

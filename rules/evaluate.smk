@@ -3,6 +3,8 @@
 # fixed on training data; the bootstrap (2,000 patient-level resamples) is seeded from the config seed. Every
 # interval and test is patient-level (groups = patient_id); every figure draws the tables (e.g. calibration.tsv
 # and calibration_curve.tsv, roc_curve.tsv and roc_band.tsv; outputs listed by usrad.reporting.outputs.task_tables).
+# Tables 2, 3 and the DeLong comparisons are also written for people as .md, .tex, .docx and .html (the report
+# shows the .html; usrad.reporting.export, outputs.task_exports).
 
 
 rule evaluate_task:
@@ -14,8 +16,8 @@ rule evaluate_task:
         features=f"{RESULTS}/features/features.parquet",
         cohort=f"{RESULTS}/cohort/cohort.tsv",
     output:
-        # figures and tables (each figure in `snakemake --report` with its caption); no nomogram and no
-        # Table 2 when the config is radiomics only (common.smk: evaluation_outputs)
+        # figures and tables (each in `snakemake --report` with its caption and a short name); no nomogram
+        # and no Table 2 when the config is radiomics only (common.smk: evaluation_outputs)
         **evaluation_outputs(),
     log:
         f"{RESULTS}/logs/{{task}}/evaluate_task.log",
@@ -46,12 +48,14 @@ rule ablation:
             caption="../report/ablation.rst",
             category="Radiomics signature",
             subcategory="{task}",
+            labels={"name": "Ablation by feature class (table)", "task": "{task}"},
         ),
         png=report(
             f"{RESULTS}/{{task}}/figures/ablation.png",
             caption="../report/ablation.rst",
             category="Radiomics signature",
             subcategory="{task}",
+            labels={"name": "Ablation by feature class", "task": "{task}"},
         ),
         pdf=f"{RESULTS}/{{task}}/figures/ablation.pdf",
     log:

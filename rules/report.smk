@@ -7,16 +7,20 @@ rule cohort_report:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         split=f"{RESULTS}/split/split.tsv",
     output:
-        table1=report(
-            f"{RESULTS}/report/table1.tsv",
+        table1=f"{RESULTS}/report/table1.tsv",
+        table1_html=report(
+            f"{RESULTS}/report/table1.html",
             caption="../report/table1.rst",
             category="Cohort",
+            labels={"name": "Table 1: baseline characteristics"},
         ),
+        table1_exports=table1_exports(),
         counts=f"{RESULTS}/report/cohort_counts.tsv",
         flow=report(
             f"{RESULTS}/report/figures/flow.png",
             caption="../report/flow.rst",
             category="Cohort",
+            labels={"name": "Patient flow"},
         ),
         flow_pdf=f"{RESULTS}/report/figures/flow.pdf",
     log:
@@ -42,6 +46,7 @@ rule workflow_diagram:
             f"{RESULTS}/report/figures/workflow.png",
             caption="../report/workflow_diagram.rst",
             category="Workflow diagram",
+            labels={"name": "Workflow diagram"},
         ),
         pdf=f"{RESULTS}/report/figures/workflow.pdf",
     log:
@@ -75,6 +80,7 @@ rule summary:
             f"{RESULTS}/report/summary.html",
             caption="../report/summary.rst",
             category="Summary",
+            labels={"name": "Methods and results summary"},
         ),
         sources=f"{RESULTS}/report/summary_sources.tsv",
         reference=f"{RESULTS}/report/reference_study.tsv",

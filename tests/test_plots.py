@@ -588,7 +588,7 @@ def test_table1_pvalues_detect_a_shift_and_not_identical_distributions(tmp_path)
     assert "image" not in set(t1["variable"])
     missing = t1[(t1["variable"] == "age") & (t1["level"] == "Missing")]
     assert missing["overall (n=300)"].item() == "1"
-    er1 = t1[(t1["variable"] == "er") & (t1["level"] == "1")]
+    er1 = t1[(t1["variable"] == "er") & (t1["level"] == "Yes")]  # a 0/1 variable prints No/Yes
     k = int(cohort.loc[:199, "er"].sum())
     assert er1["train (n=200)"].item() == f"{k} ({100 * k / 200:.1f}%)"
     tsv = (tmp_path / "table1.tsv").read_text()

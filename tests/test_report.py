@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,12 @@ from usrad.models import fit_task, read_predictions, write_predictions
 from usrad.reporting import summary
 from usrad.reporting.calibration import calibration_figure
 from usrad.reporting.cohort import cohort_report
-from usrad.reporting.outputs import TASK_FIGURES, TASK_TABLES
+from usrad.reporting.outputs import TASK_EXPORTS, TASK_FIGURES, TASK_TABLES
 from usrad.reporting.evaluation import MAIN_MODELS, best_classifier, bundle_thresholds, default_comparisons, evaluate_task, read_bundles, task_design, task_performance
 from usrad.reporting.nomogram_figure import nomogram_model
 from usrad.reporting.signature import lasso_tables, short_feature
 from usrad.reporting.sources import Sources, fmt_value, numbers_in, resolve_source
-from usrad.reporting.style import fmt_p
+from usrad.reporting.style import fmt_p, model_label
 from usrad.reporting.summary import write_summary
 from usrad.reporting.tables import DELONG_COLUMNS, delong_table, format_delong
 from usrad.reporting.workflow import rulegraph_figure
@@ -212,6 +213,37 @@ def test_cohort_report_counts_the_split_and_table1_compares_train_and_test(workd
     assert t1.columns[3] == f"train (n={counts.loc['train', 'patients']})"
     assert "Age (years)" in set(t1["variable"])
     assert (res / "report" / "figures" / "flow.png").exists()
+
+
+def test_the_docx_md_and_tex_of_the_task_tables_hold_the_tsv_numbers(workdir):
+    """Table 3's .docx (opened with python-docx) has the numbers of table3_performance.tsv; every formatted row
+    of Tables 2, 3 and DeLong is in the Markdown, LaTeX and HTML copies; Table 1's too."""
+    import docx
+
+    tab = workdir["res"] / TASK / "tables"
+    perf = pd.read_csv(tab / "table3_performance.tsv", sep="\t")
+    doc = docx.Document(str(tab / "table3_performance.docx"))
+    rows = [[c.text for c in r.cells] for r in doc.tables[0].rows]
+    head, body = rows[0], rows[1:]
+    assert len(body) == len(perf)
+    for cells, (_, p) in zip(body, perf.iterrows()):
+        auc = re.fullmatch(r"(\d\.\d{3}) \((\d\.\d{3})–(\d\.\d{3})\)", cells[head.index("AUC (95% CI)")])
+        assert [float(x) for x in auc.groups()] == pytest.approx(
+            [p["auc"], p["auc_boot_low"], p["auc_boot_high"]], abs=5e-4)
+        sens = cells[head.index("Sensitivity (95% CI)")]
+        assert float(sens.split()[0]) == pytest.approx(p["sensitivity"], abs=5e-4)
+        assert float(cells[head.index("Brier")]) == pytest.approx(p["brier"], abs=5e-4)
+        assert cells[head.index("Model")] == model_label(p["model"])
+    for stem, source in TASK_EXPORTS.items():
+        formatted = pd.read_csv(tab / f"{source}.tsv", sep="\t", dtype=str, keep_default_na=False)
+        md, tex = (tab / f"{stem}.md").read_text(), (tab / f"{stem}.tex").read_text()
+        assert md.count("\n| ") == len(formatted) + 1 and tex.count(r" \\") == len(formatted) + 1, stem
+        last = formatted.columns[-1]
+        assert all(v in md for v in formatted[last]), stem
+        assert (tab / f"{stem}.html").read_text().count("<tr>") == len(formatted) + 1
+    t1 = pd.read_csv(workdir["res"] / "report" / "table1.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert (workdir["res"] / "report" / "table1.md").read_text().count("\n| ") == len(t1) + 1
+    assert "n_patients" in perf and perf["n_patients"].dtype.kind == "i"
 
 
 def test_lasso_tables_convert_log_loss_to_deviance_and_flag_the_chosen_penalty():

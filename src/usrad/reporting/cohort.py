@@ -17,6 +17,7 @@ from scipy import stats
 from ..errors import Problem, UsradError
 from ..nomogram import VARIABLE_LABELS
 from ..split import task_labels
+from .export import export_table1
 from .style import DPI, LABEL, MM, SPLITS, SPLIT_TITLES, fmt_p, save_figure, styled, write_table
 
 
@@ -138,6 +139,25 @@ NON_CLINICAL = ("patient_id", "image_id", "image", "mask", "mask_reader2", "pixe
                 "reader")
 
 
+#: How Table 1 prints the levels of a 0/1 variable.
+YES_NO = {"0": "No", "1": "Yes"}
+
+#: Table 1's level text for the patients outside a task's subset (the task's label is undefined there).
+NOT_IN_SUBSET = "Not applicable (outside the subset)"
+
+
+def class_names(task: Mapping) -> dict[str, str]:
+    """Names of a task's classes 0 and 1 from its ``description`` ``"…: <class 0> vs <class 1>"`` (the demo's
+    ``"ALN metastasis: N0 vs N+"``), else ``Negative``/``Positive``."""
+    m = re.fullmatch(r".*:\s*(.+?)\s+vs\.?\s+(.+?)\s*", str(task.get("description") or ""))
+    return {"0": m.group(1), "1": m.group(2)} if m else {"0": "Negative", "1": "Positive"}
+
+
+def task_column(task: Mapping) -> str:
+    """Table 1's name of a task's label: the task's name, with its subset when it has one."""
+    return task["name"] if not task.get("subset") else f"{task['name']} (subset: {task['subset']})"
+
+
 def _is_categorical(s: pd.Series, max_levels: int = 5) -> bool:
     if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return True
@@ -147,7 +167,8 @@ def _is_categorical(s: pd.Series, max_levels: int = 5) -> bool:
 
 def table1(cohort: pd.DataFrame, split, stem=None, variables: Sequence[str] | None = None,
            categorical: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
-           normality_alpha: float = 0.05) -> pd.DataFrame:
+           normality_alpha: float = 0.05, level_names: Mapping[str, Mapping[str, str]] | None = None,
+           not_applicable: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Baseline characteristics of the training and the test patients, with p-values.
 
     ``cohort``: the cohort table (one row per image; reduced to the first row per patient).
@@ -156,7 +177,10 @@ def table1(cohort: pd.DataFrame, split, stem=None, variables: Sequence[str] | No
     ``normality_alpha``, otherwise median [IQR] and the Mann–Whitney U test. Categorical (non-numeric, or
     ≤ 5 integer values, or listed in ``categorical``): n (%) per level (natural order: 3, 4a, 4b, 5) and
     the χ² test, or Fisher's exact test when an expected count is < 5 (2×2 exact, larger tables Monte
-    Carlo with a fixed seed). Missing values are counted in a ``Missing`` row and excluded from tests.
+    Carlo with a fixed seed). Levels print as ``level_names[var]`` says (default: ``No``/``Yes`` for a 0/1
+    variable). Missing values are counted in a ``Missing`` row and excluded from tests; for a variable in
+    ``not_applicable`` (e.g. a task defined on a subset of patients) they are not missing but undefined, counted
+    in a row with the level text ``not_applicable[var]``.
     Columns: ``variable, level, overall (n=…), train (n=…), test (n=…), p`` (text), ``test_used``,
     ``p_value`` (number). Writes ``<stem>.tsv`` when ``stem`` is given.
     """
@@ -181,7 +205,7 @@ def table1(cohort: pd.DataFrame, split, stem=None, variables: Sequence[str] | No
         raise UsradError("Cannot build Table 1", [Problem("column not in the cohort table", column=m)
                                                   for m in missing])
     categorical = set(categorical or ())
-    labels = dict(labels or {})
+    labels, level_names, not_applicable = dict(labels or {}), dict(level_names or {}), dict(not_applicable or {})
     groups = {"train": pat[pat["split"] == "train"], "test": pat[pat["split"] == "test"]}
     n_all, n_tr, n_te = len(pat), len(groups["train"]), len(groups["test"])
     rows = [{"variable": "Patients, n", "level": "", "overall": str(n_all), "train": str(n_tr),
@@ -190,12 +214,13 @@ def table1(cohort: pd.DataFrame, split, stem=None, variables: Sequence[str] | No
         s = pat[var]
         name = labels.get(var, var)
         if var in categorical or _is_categorical(s):
-            rows += _categorical_rows(s, pat, groups, name)
+            rows += _categorical_rows(s, pat, groups, name, level_names.get(var))
         else:
             rows.append(_continuous_row(s, var, groups, name, normality_alpha))
         n_miss = {k: int(g[var].isna().sum()) for k, g in (("overall", pat), *groups.items())}
         if n_miss["overall"]:
-            rows.append({"variable": name, "level": "Missing", **{k: str(v) for k, v in n_miss.items()},
+            rows.append({"variable": name, "level": not_applicable.get(var, "Missing"),
+                         **{k: str(v) for k, v in n_miss.items()},
                          "p_value": np.nan, "test_used": ""})
     out = pd.DataFrame(rows)
     out["p"] = [fmt_p(v) if np.isfinite(v) else "" for v in out["p_value"]]
@@ -207,8 +232,10 @@ def table1(cohort: pd.DataFrame, split, stem=None, variables: Sequence[str] | No
     return out
 
 
-def _categorical_rows(s: pd.Series, pat: pd.DataFrame, groups: dict, name: str) -> list[dict]:
-    """Table 1 rows of a categorical variable: the test row, then n (%) per level."""
+def _categorical_rows(s: pd.Series, pat: pd.DataFrame, groups: dict, name: str,
+                      names: Mapping[str, str] | None = None) -> list[dict]:
+    """Table 1 rows of a categorical variable: the test row, then n (%) per level (printed as ``names`` says;
+    by default ``No``/``Yes`` for a 0/1 variable)."""
     s_str = s.map(lambda v: np.nan if pd.isna(v) else (str(int(v)) if isinstance(v, (float, np.floating))
                                                        and float(v).is_integer() else str(v)))
     levels = sorted(s_str.dropna().unique(), key=_natural_key)
@@ -216,8 +243,10 @@ def _categorical_rows(s: pd.Series, pat: pd.DataFrame, groups: dict, name: str) 
     pval, used = _categorical_test(tab.to_numpy())
     rows = [{"variable": name, "level": "", "overall": "", "train": "", "test": "",
              "p_value": pval, "test_used": used}]
+    if names is None:
+        names = YES_NO if set(levels) == set(YES_NO) else {}
     for lev in levels:
-        r = {"variable": name, "level": lev, "p_value": np.nan, "test_used": ""}
+        r = {"variable": name, "level": names.get(lev, lev), "p_value": np.nan, "test_used": ""}
         for key, g in (("overall", pat), ("train", groups["train"]), ("test", groups["test"])):
             ss = s_str[g.index]
             k, n = int((ss == lev).sum()), int(ss.notna().sum())
@@ -282,18 +311,21 @@ def cohort_report(cohort: pd.DataFrame, split: pd.DataFrame, cfg: Mapping, out_d
     labels = {}
     for t in tasks:
         lab = task_labels(coh, t)
-        name = t["name"] if not t.get("subset") else f"{t['name']} (subset: {t['subset']})"
-        coh[name] = lab.to_numpy()
+        coh[task_column(t)] = lab.to_numpy()
         labels[t["name"]] = lab
     sp = split.assign(patient_id=split["patient_id"].astype(str))
     sp = sp[sp["split"].isin(SPLITS)]
     coh = coh[coh["patient_id"].astype(str).isin(set(sp["patient_id"]))]
     predictors = list((cfg.get("clinical") or {}).get("predictors") or [])
     variables = [v for v in predictors if v in coh.columns] + [c for c in coh.columns if c not in cohort.columns]
+    names = {task_column(t): t for t in tasks}
     t1 = table1(coh, sp[["patient_id", "split"]], variables=variables,
                 categorical=(cfg.get("clinical") or {}).get("categorical") or (),
-                labels={k: v for k, v in VARIABLE_LABELS.items() if k in variables})
+                labels={k: v for k, v in VARIABLE_LABELS.items() if k in variables},
+                level_names={n: class_names(t) for n, t in names.items()},
+                not_applicable={n: NOT_IN_SUBSET for n, t in names.items() if t.get("subset")})
     write_table(t1, out_dir / "table1")
+    export_table1(t1, out_dir / "table1")
     first = tasks[0]["name"] if tasks else None
     flow_in = sp.merge(coh.assign(y=labels[first].reindex(coh.index).to_numpy())[["image_id", "y"]]
                        .assign(image_id=lambda d: d["image_id"].astype(str)),

@@ -29,6 +29,7 @@ from .curves import (
 from .decision import confusion_figure, decision_curve_figure
 from .discrimination import forest_figure, roc_figure
 from .explain import shap_figure, shap_values
+from .export import export_task_tables
 from .nomogram_figure import nomogram_figure, nomogram_model, spaced_probabilities
 from .outputs import N_BOOT
 from .predictions import check_predictions, models_present, task_of
@@ -189,6 +190,7 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
         raise UsradError("evaluate_task needs the feature and cohort tables for the nomogram and SHAP")
     _model_figures(out, task_dir, pred, features, cohort, bundles, cfg, best, seed, n_jobs)
     out.table(evaluation_settings(cfg, n_boot, seed, bundles), "evaluation_settings")
+    export_task_tables(tab_dir, task, tables=list(out.tabs))  # Tables 2, 3 and DeLong for people (.md .tex .docx .html)
     return {"figures": out.figs, "tables": out.tabs, "best": best, "seconds": out.timings}
 
 

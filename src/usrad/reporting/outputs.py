@@ -22,6 +22,14 @@ TASK_TABLES = ("table2_odds_ratios", "table3_performance", "table3_performance_f
                "delong_formatted", "calibration", "calibration_curve", "roc_curve", "roc_band", "decision_curve",
                "radscore_by_class", "nomogram_points", "shap_importance", "evaluation_settings")
 
+#: The people's copies of each paper table (:mod:`usrad.reporting.export`), next to its TSV.
+EXPORT_FORMATS = ("md", "tex", "docx", "html")
+
+#: Paper tables written by ``evaluate_task`` for people as ``results/{task}/tables/<stem>.{md,tex,docx,html}``:
+#: stem → the formatted TSV of :data:`TASK_TABLES` they are made from.
+TASK_EXPORTS = {"table2_odds_ratios": "table2_odds_ratios", "table3_performance": "table3_performance_formatted",
+                "delong": "delong_formatted"}
+
 #: Outputs of the clinical models only: absent when the config lists no clinical predictor (radiomics only).
 CLINICAL_FIGURES = ("nomogram",)
 CLINICAL_TABLES = ("table2_odds_ratios", "nomogram_points")
@@ -39,3 +47,9 @@ def task_tables(cfg: Mapping | None = None) -> tuple[str, ...]:
     nomogram points when ``cfg`` is radiomics only)."""
     drop = CLINICAL_TABLES if cfg is not None and radiomics_only(cfg) else ()
     return tuple(t for t in TASK_TABLES if t not in drop)
+
+
+def task_exports(cfg: Mapping | None = None) -> tuple[str, ...]:
+    """The stems of :data:`TASK_EXPORTS` ``evaluate_task`` writes for ``cfg`` (no Table 2 when radiomics only)."""
+    tables = task_tables(cfg)
+    return tuple(stem for stem, source in TASK_EXPORTS.items() if source in tables)

@@ -41,9 +41,21 @@ def performance_tables(predictions: pd.DataFrame, thresholds: Mapping, stem=None
                                                 groups=d["patient_id"].to_numpy(), n_boot=n_boot, seed=seed,
                                                 validation=split != "train")
                 rows.append({"task": task, "model": model, "split": split, **row})
-    out = pd.DataFrame(rows)
+    out = integer_counts(pd.DataFrame(rows), ("n", "n_pos", "n_patients", "tp", "fp", "tn", "fn"))
     if stem is not None:
         write_table(out, stem)
+    return out
+
+
+def integer_counts(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of ``df`` holding whole numbers (counts; NaN allowed) as integers, so they print as ``503``,
+    not ``503.0``."""
+    out = df.copy()
+    for c in columns:
+        if c in out.columns and pd.api.types.is_float_dtype(out[c]):
+            v = out[c].dropna()
+            if np.all(np.equal(np.mod(v, 1), 0)):
+                out[c] = out[c].astype("Int64")
     return out
 
 
@@ -122,12 +134,41 @@ def format_delong(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         "P": table["p_value"].map(fmt_p), "Method": table["method"].astype(str)})
 
 
+#: Odds ratios and bounds above this print as ``>1000`` in Table 2 (:func:`fmt_or`).
+OR_MAX = 1000.0
+#: Table 2's text for an odds ratio the fit could not estimate (NaN, or infinite).
+NOT_ESTIMABLE = "not estimable"
+
+
+def fmt_or(v: float, digits: int = 2) -> str:
+    """An odds ratio or CI bound as text: ``digits`` decimals, ``>1000`` above :data:`OR_MAX` (an unbounded or
+    separated fit's bound), ``<0.01`` below what ``digits`` can show, ``NA`` when missing."""
+    v = np.nan if v is None else float(v)
+    if np.isnan(v):
+        return "NA"
+    if v > OR_MAX:
+        return f">{OR_MAX:.0f}"
+    if v < 10 ** -digits:
+        return f"<{10 ** -digits:.{digits}f}"
+    return f"{v:.{digits}f}"
+
+
+def fmt_or_ci(o: float, lo: float, hi: float, digits: int = 2) -> str:
+    """``OR (low–high)`` with readable values (:func:`fmt_or`); :data:`NOT_ESTIMABLE` when the OR itself is
+    missing or infinite."""
+    o = np.nan if o is None else float(o)
+    if not np.isfinite(o):
+        return NOT_ESTIMABLE
+    return f"{fmt_or(o, digits)} ({fmt_or(lo, digits)}–{fmt_or(hi, digits)})"
+
+
 def table2(univariable: pd.DataFrame, multivariable: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """Univariable and multivariable odds ratios side by side: ``variable, term, univariable OR (95% CI),
-    univariable p, multivariable OR (95% CI), multivariable p`` (text), one row per term."""
+    univariable p, multivariable OR (95% CI), multivariable p`` (text), one row per term. ORs and bounds above
+    :data:`OR_MAX` print as ``>1000``, below 0.01 as ``<0.01``, an OR that cannot be estimated as
+    :data:`NOT_ESTIMABLE` (the reason is in the table's ``note``)."""
     def fmt(df):
-        or_ci = [("NA" if not np.isfinite(o) else f"{o:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})")
-                 for o, lo, hi in zip(df["OR"], df["ci_low"], df["ci_high"])]
+        or_ci = [fmt_or_ci(o, lo, hi, digits) for o, lo, hi in zip(df["OR"], df["ci_low"], df["ci_high"])]
         return pd.DataFrame({"term": df["term"].astype(str), "or": or_ci,
                              "p": [fmt_p(v) for v in df["p_variable"]]})
     uni = fmt(univariable).rename(columns={"or": "univariable OR (95% CI)", "p": "univariable p"})
