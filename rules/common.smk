@@ -360,7 +360,14 @@ def paper_targets():
         f"{RESULTS}/report/figures/workflow.png",
         f"{RESULTS}/report/summary.md",
         f"{RESULTS}/report/summary_sources.tsv",
+        f"{RESULTS}/report/checklist_clear.md",
+        f"{RESULTS}/report/feature_dictionary.tsv",
     ]
+
+
+def checklist_study():
+    """The keys the checklists rule reads: the config's `study` section (docs/checklists.md)."""
+    return config_part("study")
 
 
 def all_targets():
