@@ -366,7 +366,7 @@ def paper_targets():
 
 
 def checklist_study():
-    """The keys the checklists rule reads: the config's `study` section (docs/checklists.md)."""
+    """The config keys of the checklists (the `study` section, docs/checklists.md)."""
     return config_part("study")
 
 
