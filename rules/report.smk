@@ -101,6 +101,7 @@ rule summary:
 rule checklists:
     input:
         summary=f"{RESULTS}/report/summary.md",
+        workflow=f"{RESULTS}/report/figures/workflow.png",
         features=f"{RESULTS}/features/features.parquet",
         evaluation=evaluation_targets(),
     output:

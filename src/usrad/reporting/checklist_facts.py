@@ -145,8 +145,8 @@ def modelling_facts(root: Path, results: str, tasks) -> dict[str, Fact]:
         facts["scaling"] = Fact("z-scores fitted on the training rows of each fold, inside the pipeline", [bundle_path])
         facts["software_models"] = Fact("modelling: " + ", ".join(f"{k} {v}" for k, v in sorted(
             bundle.get("versions", {}).items())), [bundle_path])
-    facts["model_files"] = Fact("model bundles (model file + bundle.json with SHA-256 manifest) and model cards",
-                                [f"{results}/{t}/models" for t in tasks] + [f"{results}/{t}/card" for t in tasks])
+    facts["model_files"] = Fact("model bundles (model file + bundle.json with SHA-256 manifest)",
+                                [f"{results}/{t}/models" for t in tasks])
     for key, rel in (("workflow", "report/figures/workflow.png"), ("flow", "report/figures/flow.png"),
                      ("table1", "report/table1.tsv"), ("feature_dictionary", "report/feature_dictionary.tsv")):
         facts[key] = Fact(rel.rsplit("/", 1)[-1], [f"{results}/{rel}"])
