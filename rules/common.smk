@@ -405,7 +405,14 @@ def paper_targets():
         f"{RESULTS}/report/figures/workflow.png",
         f"{RESULTS}/report/summary.md",
         f"{RESULTS}/report/summary_sources.tsv",
+        f"{RESULTS}/report/checklist_clear.md",
+        f"{RESULTS}/report/feature_dictionary.tsv",
     ]
+
+
+def checklist_study():
+    """The config keys of the checklists (the `study` section, docs/checklists.md)."""
+    return config_part("study")
 
 
 def all_targets():

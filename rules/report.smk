@@ -102,3 +102,47 @@ rule summary:
         radiomics_only=radiomics_only(),
     script:
         "../workflow/scripts/summary.py"
+
+
+rule checklists:
+    input:
+        summary=f"{RESULTS}/report/summary.md",
+        workflow=f"{RESULTS}/report/figures/workflow.png",
+        features=f"{RESULTS}/features/features.parquet",
+        evaluation=evaluation_targets(),
+    output:
+        clear_tsv=f"{RESULTS}/report/checklist_clear.tsv",
+        md=report(
+            f"{RESULTS}/report/checklist_clear.md",
+            caption="../report/checklists.rst",
+            category="Checklists",
+        ),
+        metrics=f"{RESULTS}/report/checklist_metrics.tsv",
+        metrics_md=report(
+            f"{RESULTS}/report/checklist_metrics.md",
+            caption="../report/checklists.rst",
+            category="Checklists",
+        ),
+        tripod=f"{RESULTS}/report/checklist_tripod_ai.tsv",
+        tripod_md=report(
+            f"{RESULTS}/report/checklist_tripod_ai.md",
+            caption="../report/checklists.rst",
+            category="Checklists",
+        ),
+        dictionary=f"{RESULTS}/report/feature_dictionary.tsv",
+    log:
+        f"{RESULTS}/logs/checklists.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/checklists.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        tasks=task_names(),
+        results_dir=results_prefix,
+        study=checklist_study(),
+    script:
+        "../workflow/scripts/checklists.py"
