@@ -25,6 +25,7 @@ from usrad.reporting.outputs import task_exports as config_task_exports  # noqa:
 from usrad.reporting.outputs import task_figures as config_task_figures  # noqa: E402
 from usrad.reporting.outputs import task_tables as config_task_tables  # noqa: E402
 from usrad.settings import WORKFLOW_SWITCHES, predict_model_problems  # noqa: E402
+from usrad.settings import model_tasks  # noqa: E402
 from usrad.settings import model_names as config_model_names  # noqa: E402
 from usrad.settings import radiomics_only as config_radiomics_only  # noqa: E402
 
@@ -106,7 +107,7 @@ def fitting_modelling():
 def fit_config(wildcards):
     """Keys fit_task reads: seed, clinical, modelling (without the workflow switches) and its own task only, so
     that adding a task or switching the ablation on does not refit the other tasks."""
-    task = [t for t in config["tasks"] if t["name"] == wildcards.task]
+    task = model_tasks([t for t in config["tasks"] if t["name"] == wildcards.task])
     return canonical(
         {
             **config_part("seed", "clinical"),
@@ -190,8 +191,14 @@ def plan_config():
 
 def config_part(*keys):
     """Only the config keys a rule reads, as its params, keys sorted (the order of a configfile does not matter);
-    changing another key does not rerun it."""
-    return canonical({key: config[key] for key in keys})
+    changing another key does not rerun it. Tasks come without their wording (usrad.settings.TASK_TEXT_KEYS).
+    """
+    return canonical(
+        {
+            key: model_tasks(config[key]) if key == "tasks" else config[key]
+            for key in keys
+        }
+    )
 
 
 def shard_index(wildcards):
@@ -470,15 +477,14 @@ def nomogram_files():
     }
 
 
-def task_description(wildcards):
-    return next(
-        (
-            t.get("description") or ""
-            for t in config["tasks"]
-            if t["name"] == wildcards.task
-        ),
-        "",
-    )
+def task_entry(wildcards):
+    """The task's config item (its wording for the cards, the nomogram page and figures: usrad.reporting.wording)."""
+    return canonical(next(t for t in config["tasks"] if t["name"] == wildcards.task))
+
+
+def task_entries():
+    """Every task's config item (the summary's wording of each task)."""
+    return canonical(config["tasks"])
 
 
 def predict_manifest_input(wildcards):

@@ -32,6 +32,7 @@ rule evaluate_task:
     params:
         config=evaluation_config(),
         task_dir=task_dir,
+        task=task_entry,
         n_boot=n_boot(),
     script:
         "../workflow/scripts/evaluate_task.py"

@@ -24,7 +24,7 @@ rule model_card:
     params:
         models=card_models(),
         demo=is_demo(),
-        task_description=task_description,
+        task=task_entry,
     script:
         "../workflow/scripts/model_card.py"
 

@@ -100,6 +100,7 @@ rule summary:
         demo=is_demo(),
         results_dir=results_prefix,
         radiomics_only=radiomics_only(),
+        task_configs=task_entries(),
     script:
         "../workflow/scripts/summary.py"
 

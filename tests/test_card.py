@@ -44,8 +44,11 @@ def page_result(chromium: str, page: Path, query: dict) -> dict:
     assert prob, f"no #probability in the page's DOM; stderr: {res.stderr[-2000:]}"
     pts = re.search(r'id="total-points" data-points="([^"]*)"', dom)
     err = re.search(r'<div id="error" class="err">([^<]*)</div>', dom)
+    warn = re.search(r'<div id="range-warning" class="warn"( hidden="")?>([^<]*)</div>', dom)
+    assert warn, "no #range-warning in the page's DOM"
     return {"probability": float(prob.group(1)) if prob.group(1) else None,
-            "total_points": float(pts.group(1)) if pts else None, "error": err.group(1) if err else ""}
+            "total_points": float(pts.group(1)) if pts else None, "error": err.group(1) if err else "",
+            "range_warning": "" if warn.group(1) else warn.group(2)}
 
 
 def _nan_as_none(value):
@@ -130,3 +133,63 @@ def test_browser_page_computes_the_cli_probabilities_of_three_patients(fitted, s
     # a missing rad-score is an error on the page, not a probability
     got = page_result(chromium, fitted["cards"] / "nomogram.html", {n: raw.at[pids[0], n] for n in names[1:]})
     assert got["probability"] is None and "value missing" in got["error"]
+
+
+MALIGNANCY = {"name": "malignancy", "label": "malignant == 1", "description": "Malignant vs benign lesion",
+              "outcome": "malignancy of a thyroid nodule (malignant vs benign)", "outcome_short": "malignancy",
+              "population": "adults with a thyroid nodule", "decision": "the decision on fine-needle aspiration",
+              "harms": "a missed carcinoma versus an unnecessary aspiration", "positive_label": "Malignant",
+              "negative_label": "Benign"}
+OLD_WORDING = re.compile(r"ALN|breast|axillary|lymph|women|N\+|N0", re.IGNORECASE)
+
+
+def _page_text(path: Path) -> str:
+    """A card file's text without the nomogram page's embedded PNG (base64 letters could spell anything)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]*", "", path.read_text())
+
+
+def test_cards_and_nomogram_page_take_their_wording_from_the_task_config(fitted, default_config, tmp_path):
+    from usrad.reporting.card import write_task_cards
+
+    written = write_task_cards(fitted["task_dir"], tmp_path / "card", demo=False, task=MALIGNANCY)
+    assert {"nomogram.md", "nomogram.json", "radscore.json", "nomogram.html"} <= set(written)
+    for name, path in written.items():
+        if path.suffix in (".md", ".json", ".html"):
+            hit = OLD_WORDING.search(_page_text(path))
+            assert hit is None, f"{name} says {hit.group(0)!r} for a malignancy task"
+    card = json.loads((tmp_path / "card" / "nomogram.json").read_text())
+    assert card["intended_use"].startswith("Research use: preoperative estimate of the probability of malignancy of "
+                                           "a thyroid nodule (malignant vs benign) in adults with a thyroid nodule,")
+    assert "to support (not replace) the decision on fine-needle aspiration." in card["intended_use"]
+    assert any("a missed carcinoma versus an unnecessary aspiration" in x for x in card["limitations"])
+    assert "<title>Nomogram — malignancy of a thyroid nodule (malignant vs benign)</title>" in (
+        tmp_path / "card" / "nomogram.html").read_text()
+    # the demo's config words the metastasis task as the reference study does (the cards of the demo run)
+    demo = json.loads((fitted["cards"] / "radscore.json").read_text())
+    assert demo["intended_use"] == (
+        "Research use: preoperative estimate of the probability of axillary lymph node metastasis (N+ vs N0) in women "
+        "with breast cancer, from a B-mode ultrasound image with a lesion mask, to support (not replace) the decision "
+        "on axillary surgery. Only for patients like those of the training cohort.")
+
+
+def test_browser_page_shows_training_ranges_and_warns_outside_them(fitted, chromium):
+    meta = json.loads((fitted["task_dir"] / "models" / "nomogram" / "bundle.json").read_text())
+    page = fitted["cards"] / "nomogram.html"
+    text = page.read_text()
+    numeric = {k: r for k, r in meta["nomogram_inputs"].items() if not r["binary"]}
+    assert "rad_score" in numeric
+    for name, r in numeric.items():  # the range printed next to each field is the bundle's training range
+        assert f'<span class="range" id="range-{name}">training range {r["min"]:.4g} to {r["max"]:.4g}</span>' in text
+    spec = json.loads(re.search(r"const MODEL = (\{.*?\});\n", text).group(1))
+    inside = {}
+    for v in spec["variables"]:
+        inside[v["name"]] = (v["reference"] if v["kind"] == "categorical" else "0" if v["kind"] == "binary"
+                             else repr((v["range"][0] + v["range"][1]) / 2))
+    got = page_result(chromium, page, inside)
+    assert got["error"] == "" and got["probability"] is not None and got["range_warning"] == ""
+    lo, hi = numeric["rad_score"]["min"], numeric["rad_score"]["max"]
+    got = page_result(chromium, page, {**inside, "rad_score": "25"})
+    assert got["probability"] is not None  # still computed, but flagged
+    assert "Rad-score 25 is outside the training range" in got["range_warning"], got
+    assert f"{lo:.4g}"[:4] in got["range_warning"] and "extrapolated" in got["range_warning"]
+    assert got["total_points"] > 100  # what the warning is about: beyond the 0-100 scale of the training data

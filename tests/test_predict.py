@@ -53,7 +53,7 @@ def fitted_task(tmp_path_factory, small_features, default_config) -> dict:
     perf = task_performance(pred, thr, N_BOOT, cfg["seed"], 1)
     (task_dir / "tables").mkdir(parents=True, exist_ok=True)
     perf.to_csv(task_dir / "tables" / "table3_performance.tsv", sep="\t", index=False)
-    write_task_cards(task_dir, info["cards"], demo=True)
+    write_task_cards(task_dir, info["cards"], demo=True, task=cfg["tasks"][0])
     (root / "done").write_text("ok\n")
     return info
 

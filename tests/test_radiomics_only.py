@@ -93,6 +93,7 @@ def test_summary_says_radiomics_only_and_every_radiomics_model_has_a_card(radiom
     summary = (results / "report" / "summary.md").read_text()
     assert "**Radiomics only.**" in summary and "No clinical model (radiomics only)." in summary
     assert "reference study" not in summary  # its headline numbers are the combined model's
+    assert "vs clinical" not in summary  # no clinical model: no combined-vs-clinical comparison
     perf = pd.read_csv(results / "metastasis" / "tables" / "table3_performance.tsv", sep="\t")
     auc = perf.set_index(["model", "split"]).loc[("radscore", "test"), "auc"]
     assert f"{auc:.3f}" in summary

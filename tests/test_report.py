@@ -471,3 +471,23 @@ def test_summary_lines_of_the_internal_validation_come_from_its_table(tmp_path):
     assert "| 0.900 | 0.031 | 0.869 | 1.000 | 0.812 |" in text  # nomogram: AUC apparent/optimism/corrected, slope
     recorded = set(src.table()["text"])
     assert set(numbers_in(text)) <= recorded
+
+
+def test_summary_words_each_task_from_its_config_and_has_no_clinical_comparison_without_clinical_model(
+        workdir, tmp_path):
+    root, gt = workdir["root"], workdir["gt"]
+    other = {"name": TASK, "label": "n_positive_nodes >= 1", "outcome": "malignancy of a thyroid nodule (malignant "
+             "vs benign)"}
+    md, _ = write_summary(root, [TASK], tmp_path / "summary.md", tmp_path / "sources.tsv", demo=True,
+                          ground_truth=gt, task_configs=[other])
+    assert f"### Task `{TASK}`: malignancy of a thyroid nodule (malignant vs benign)" in md
+    hit = re.search(r"ALN|breast|axillary|lymph|women", md, re.IGNORECASE)
+    assert hit is None, hit
+    demo_task = next(t for t in workdir["cfg"]["tasks"] if t["name"] == TASK)
+    md, _ = write_summary(root, [TASK], tmp_path / "summary.md", tmp_path / "sources.tsv", demo=True,
+                          ground_truth=gt, task_configs=[demo_task])
+    assert f"### Task `{TASK}`: axillary lymph node metastasis (N+ vs N0)" in md  # the demo config's wording
+    assert "combined vs clinical (test set)" in md  # the DeLong table has the pair: with a clinical model it is shown
+    md, _ = write_summary(root, [TASK], tmp_path / "summary.md", tmp_path / "sources.tsv", demo=True,
+                          ground_truth=gt, radiomics_only=True, task_configs=[demo_task])
+    assert "vs clinical" not in md and "combined vs" not in md

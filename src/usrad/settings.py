@@ -26,6 +26,14 @@ VALIDATION_KEYS = ("internal_validation", "bootstrap_resamples")
 #: Keys of ``modelling`` that choose which rules run (the ablation, the internal validation), not how a model is
 #: fitted or evaluated: the workflow leaves them out of fit_task's and evaluate_task's params.
 WORKFLOW_SWITCHES = ("ablation", *VALIDATION_KEYS)
+#: Keys of a ``tasks[]`` item that only word the reports (model cards, summary, nomogram pages): the workflow leaves
+#: them out of the params of the rules that fit or split, so rewording a task refits nothing.
+TASK_TEXT_KEYS = ("outcome", "outcome_short", "population", "decision", "harms", "positive_label", "negative_label")
+
+
+def model_tasks(tasks: list) -> list[dict]:
+    """The ``tasks`` items without their wording keys (:data:`TASK_TEXT_KEYS`)."""
+    return [{k: v for k, v in t.items() if k not in TASK_TEXT_KEYS} for t in tasks]
 
 
 def modelling_settings(modelling_cfg: dict | None) -> dict:

@@ -15,5 +15,5 @@ with rule_errors(smk):
     features, _ = read_feature_table(smk.input.features)
     cohort = read_cohort_table(smk.input.cohort, categorical=cfg["clinical"]["categorical"])
     out = evaluate_task(smk.params.task_dir, smk.wildcards.task, features, cohort, cfg, seed=cfg["seed"],
-                        n_boot=smk.params.n_boot, n_jobs=smk.threads)
+                        n_boot=smk.params.n_boot, n_jobs=smk.threads, task_cfg=smk.params.task)
     logging.info("best classifier %s; seconds per step %s", out["best"], out["seconds"])

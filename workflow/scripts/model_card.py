@@ -13,5 +13,5 @@ for noisy in ("fontTools", "matplotlib"):
 with rule_errors(smk):
     written = write_task_cards(Path(smk.input.predictions).parent, Path(smk.output.cards[0]).parent,
                                models=smk.params.models, demo=smk.params.demo,
-                               task_description=smk.params.task_description or None)
+                               task=smk.params.task)
     logging.info("written: %s", ", ".join(sorted(str(p) for p in written.values())))

@@ -11,4 +11,5 @@ with rule_errors(smk):
     gt = [gt] if isinstance(gt, str) else list(gt)
     write_summary(".", smk.params.tasks, smk.output.md, smk.output.sources, out_html=smk.output.html,
                   demo=smk.params.demo, ground_truth=gt[0] if gt else None,
-                  results_dir=smk.params.results_dir, radiomics_only=smk.params.radiomics_only)
+                  results_dir=smk.params.results_dir, radiomics_only=smk.params.radiomics_only,
+                  task_configs=smk.params.task_configs)

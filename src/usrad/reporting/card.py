@@ -19,7 +19,7 @@ from ..nomogram import nomogram_spec
 from ..predict import model_inputs
 from ..tables import read_table
 from .nomogram_page import nomogram_formula, write_nomogram
-from .style import TASK_LABELS
+from .wording import intended_use, task_wording
 
 
 FORMAT = "usrad-model-card/1"
@@ -70,7 +70,7 @@ def _training_cohort(predictions: pd.DataFrame | None, model: str, meta: dict) -
     return out
 
 
-def _limitations(meta: dict, perf: dict, model: str, demo: bool) -> list[str]:
+def _limitations(meta: dict, perf: dict, model: str, demo: bool, harms: str) -> list[str]:
     """The card's limitations: simulated data, internal validation only, image level, the threshold, the
     acquisition, miscalibration on a held-out set, and a combined model without a formula."""
     held_out = [s for s in ("test", "external") if s in perf]
@@ -84,8 +84,8 @@ def _limitations(meta: dict, perf: dict, model: str, demo: bool) -> list[str]:
     limitations += [
         "Image-level model: a patient with several images gets one prediction per image.",
         f"The threshold ({float(meta['threshold']):.3f}) maximises Youden's J on the training data "
-        f"({meta.get('threshold_basis', '')}); the clinically right threshold depends on the harms of a missed "
-        "metastasis versus an unnecessary axillary dissection (see the decision curve).",
+        f"({meta.get('threshold_basis', '')}); the clinically right threshold depends on the harms of {harms} "
+        "(see the decision curve).",
         "Radiomics features depend on the ultrasound device, pixel spacing, image export and the lesion "
         "segmentation protocol; new images must be acquired and segmented as in training, and features are "
         "extracted with exactly the PyRadiomics parameters recorded in the bundle.",
@@ -102,8 +102,9 @@ def _limitations(meta: dict, perf: dict, model: str, demo: bool) -> list[str]:
 
 
 def model_card(model_dir, performance: pd.DataFrame, predictions: pd.DataFrame | None = None, demo: bool = False,
-               task_description: str | None = None) -> dict:
-    """The model card of one bundle as a JSON-able dict (see the module docstring)."""
+               task: dict | None = None) -> dict:
+    """The model card of one bundle as a JSON-able dict (see the module docstring); ``task`` is the task's
+    config item, whose wording (:func:`usrad.reporting.wording.task_wording`) the intended use and limitations use."""
     meta = read_bundle_meta(model_dir)
     if meta.get("kind") == "radiomics":  # no clinical input: the metadata says all (loading costs ~0.4 s a model)
         pipeline, inputs = None, {"radiomics": list(meta.get("selected_features") or []), "clinical_used": [],
@@ -111,24 +112,18 @@ def model_card(model_dir, performance: pd.DataFrame, predictions: pd.DataFrame |
     else:
         pipeline, meta = load_bundle(model_dir)
         inputs = model_inputs(pipeline, meta)
-    model, task = meta["model"], meta["task"]
+    model, wording = meta["model"], task_wording(task, meta["task"])
     perf = _perf_rows(performance, model)
     if not perf:
         raise UsradError(f"No performance rows for model {model!r}", [
             Problem("model missing from the performance table (re-run evaluate_task)", column="model")])
-    outcome = TASK_LABELS.get(task) or f"the positive class of task {task!r}" + (
-        f" ({task_description})" if task_description else "")
-    limitations = _limitations(meta, perf, model, demo)
+    limitations = _limitations(meta, perf, model, demo, wording["harms"])
     card = {
         "format": FORMAT,
-        "model": {"task": task, "name": model, "kind": meta.get("kind"), "classifier": meta.get("classifier"),
+        "model": {"task": meta["task"], "name": model, "kind": meta.get("kind"), "classifier": meta.get("classifier"),
                   "hyperparameters": meta.get("hyperparameters"), "cv_auc": _num(meta.get("cv_auc")),
                   "model_sha256": meta.get("model_sha256"), "seed": meta.get("seed")},
-        "intended_use": (f"Research use: preoperative estimate of the probability of {outcome} in women with "
-                         "breast cancer, from a B-mode ultrasound image with a lesion mask"
-                         + (" and the preoperative clinical variables listed" if inputs["clinical_used"] else "")
-                         + ", to support (not replace) the decision on axillary surgery. Only for patients like "
-                           "those of the training cohort."),
+        "intended_use": intended_use(wording, bool(inputs["clinical_used"])),
         "simulated_data": bool(demo),
         "training_cohort": _training_cohort(predictions, model, meta),
         "preoperative_variables": {
@@ -224,8 +219,9 @@ def write_model_card(card: dict, out_md, out_json) -> None:
     write_text(out_md, card_markdown(card))
 
 
-def write_task_cards(task_dir, out_dir, models=None, demo: bool = False, task_description: str | None = None) -> dict:
-    """Cards of every bundle under ``task_dir/models`` (or ``models``) plus the nomogram files, in ``out_dir``.
+def write_task_cards(task_dir, out_dir, models=None, demo: bool = False, task: dict | None = None) -> dict:
+    """Cards of every bundle under ``task_dir/models`` (or ``models``) plus the nomogram files, in ``out_dir``,
+    worded from ``task`` (the task's config item, :func:`usrad.reporting.wording.task_wording`).
 
     Reads ``task_dir/tables/table3_performance.tsv`` and ``task_dir/predictions.tsv``. Returns
     ``{name: path}`` of everything written.
@@ -241,11 +237,10 @@ def write_task_cards(task_dir, out_dir, models=None, demo: bool = False, task_de
     names = list(models) if models is not None else sorted(p.parent.name for p in (task_dir / "models").glob("*/bundle.json"))
     written = {}
     for name in names:
-        card = model_card(task_dir / "models" / name, performance, predictions, demo=demo,
-                          task_description=task_description)
+        card = model_card(task_dir / "models" / name, performance, predictions, demo=demo, task=task)
         write_model_card(card, out_dir / f"{name}.md", out_dir / f"{name}.json")
         written[f"{name}.md"], written[f"{name}.json"] = out_dir / f"{name}.md", out_dir / f"{name}.json"
     if "nomogram" in names:
-        for k, p in write_nomogram(task_dir / "models" / "nomogram", out_dir, demo=demo).items():
+        for k, p in write_nomogram(task_dir / "models" / "nomogram", out_dir, demo=demo, task=task).items():
             written[f"nomogram.{k}"] = p
     return written

@@ -19,6 +19,7 @@ from ..nomogram import VARIABLE_LABELS
 from ..split import task_labels
 from .export import export_table1
 from .style import DPI, LABEL, MM, SPLITS, SPLIT_TITLES, fmt_p, save_figure, styled, write_table
+from .wording import task_wording
 
 
 def _draw_flow_items(ax, items, h, pad: float, arrow_kw: dict) -> None:
@@ -327,13 +328,13 @@ def cohort_report(cohort: pd.DataFrame, split: pd.DataFrame, cfg: Mapping, out_d
     write_table(t1, out_dir / "table1")
     export_table1(t1, out_dir / "table1")
     first = tasks[0]["name"] if tasks else None
+    first_words = task_wording(tasks[0] if tasks else None)
     flow_in = sp.merge(coh.assign(y=labels[first].reindex(coh.index).to_numpy())[["image_id", "y"]]
                        .assign(image_id=lambda d: d["image_id"].astype(str)),
                        on="image_id", how="inner") if first else sp.assign(y=0)
     flow_in = flow_in.dropna(subset=["y"]).assign(y=lambda d: d["y"].astype(int))
     counts = flow_figure(flow_in[["patient_id", "split", "y"]], out_dir / "figures" / "flow",
-                         class_labels={0: "N0", 1: "N+"} if first == "metastasis" else
-                         {0: "Negative", 1: "Positive"})
+                         class_labels={0: first_words["negative_label"], 1: first_words["positive_label"]})
     counts = counts.assign(task=first)
     ext = split.assign(patient_id=split["patient_id"].astype(str), image_id=split["image_id"].astype(str))
     ext = ext[ext["split"] == "external"]

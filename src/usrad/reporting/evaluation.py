@@ -36,6 +36,7 @@ from .predictions import check_predictions, models_present, task_of
 from .signature import icc_figure, lasso_cv_figure, lasso_path_figure, lasso_tables, radscore_figure
 from .style import CLASSIFIERS, model_label, placeholder_figure, write_table
 from .tables import delong_table, format_delong, format_performance, performance_tables, radscore_table, table2
+from .wording import risk_label, task_wording
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +161,13 @@ class _Outputs:
 
 
 def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, cohort: pd.DataFrame | None = None,
-                  cfg: Mapping | None = None, seed: int = 0, n_boot: int = N_BOOT, n_jobs: int = 1) -> dict:
+                  cfg: Mapping | None = None, seed: int = 0, n_boot: int = N_BOOT, n_jobs: int = 1,
+                  task_cfg: Mapping | None = None) -> dict:
     """Every figure and table of one task from its modelling results in ``task_dir`` (``results/{task}``).
 
     ``features``/``cohort`` (feature and cohort tables) are needed for the nomogram's training ranges and the
-    SHAP values; ``cfg`` is the validated config (clinical predictors, modelling settings).
+    SHAP values; ``cfg`` is the validated config (clinical predictors, modelling settings); ``task_cfg`` the task's
+    config item, whose wording labels the nomogram's risk axis (:func:`usrad.reporting.wording.task_wording`).
     Returns ``{"figures": {stem: png path}, "tables": {name: tsv path}, "best": best classifier, "seconds": {...}}``.
     """
     cfg = dict(cfg or {})
@@ -188,7 +191,8 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     # nomogram and SHAP need the design matrix (features + clinical columns)
     if features is None or cohort is None:
         raise UsradError("evaluate_task needs the feature and cohort tables for the nomogram and SHAP")
-    _model_figures(out, task_dir, pred, features, cohort, bundles, cfg, best, seed, n_jobs)
+    _model_figures(out, task_dir, pred, features, cohort, bundles, cfg, best, seed, n_jobs,
+                   risk_label(task_wording(task_cfg, task)))
     out.table(evaluation_settings(cfg, n_boot, seed, bundles), "evaluation_settings")
     export_task_tables(tab_dir, task, tables=list(out.tabs))  # Tables 2, 3 and DeLong for people (.md .tex .docx .html)
     return {"figures": out.figs, "tables": out.tabs, "best": best, "seconds": out.timings}
@@ -261,7 +265,7 @@ def _signature_figures(out: _Outputs, task_dir: Path, bundles, cfg: Mapping) -> 
 
 
 def _model_figures(out: _Outputs, task_dir: Path, pred, features, cohort, bundles, cfg: Mapping, best: str,
-                   seed: int, n_jobs: int) -> None:
+                   seed: int, n_jobs: int, risk: str) -> None:
     """The nomogram (with clinical models) over the training rows, and the SHAP summary of the best classifier
     on the test rows (the training rows when there is no test set)."""
     task = out.task
@@ -271,11 +275,10 @@ def _model_figures(out: _Outputs, task_dir: Path, pred, features, cohort, bundle
     train_rows = pred[(pred["model"] == "radscore") & (pred["split"] == "train")]["image_id"]
     is_train = np.isin(X.index.get_level_values("image_id"), train_rows.to_numpy())
     if "clinical" in bundles:
-        title_task = {"metastasis": "ALN metastasis", "burden": "ALN burden"}.get(task, task)
         nomo_pipe, _ = load_bundle(task_dir / "models" / "nomogram")
         nm = nomogram_model(nomo_pipe, X[is_train])
         scales, _ = nomogram_figure(nm.intercept, nm.variables, out.stem("nomogram"),
-                                    outcome_label=f"Risk of {title_task.lower().replace('aln ', 'ALN ')}",
+                                    outcome_label=risk,
                                     probabilities=spaced_probabilities(nm))
         out.table(scales, "nomogram_points")
     out.tick("nomogram")

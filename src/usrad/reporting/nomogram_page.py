@@ -14,7 +14,7 @@ from ..atomic import write_text
 from ..bundle import load_bundle
 from ..nomogram import nomogram_spec
 from .nomogram_figure import nomogram_figure, spaced_probabilities, thin_ticks
-from .style import TASK_LABELS
+from .wording import risk_label, task_wording
 
 
 def nomogram_formula(spec: dict, digits: int = 4) -> str:
@@ -28,20 +28,19 @@ def nomogram_formula(spec: dict, digits: int = 4) -> str:
     return "logit p = " + " ".join(terms)
 
 
-def write_nomogram(model_dir, out_dir, demo: bool = False) -> dict[str, Path]:
-    """``nomogram.png``, ``nomogram.pdf`` and ``nomogram.html`` of the nomogram bundle in ``model_dir``."""
+def write_nomogram(model_dir, out_dir, demo: bool = False, task: dict | None = None) -> dict[str, Path]:
+    """``nomogram.png``, ``nomogram.pdf`` and ``nomogram.html`` of the nomogram bundle in ``model_dir``, worded
+    from ``task`` (the task's config item, :func:`usrad.reporting.wording.task_wording`)."""
     pipeline, meta = load_bundle(model_dir)
     spec = nomogram_spec(pipeline, meta)
     thin_ticks(spec["model"].intercept, spec["model"].variables)
     out_dir = Path(out_dir)
-    task = meta.get("task", "")
-    outcome = {"metastasis": "Risk of ALN metastasis", "burden": "Risk of high ALN burden"}.get(task, f"Risk ({task})")
-    title = (f"Nomogram: {TASK_LABELS.get(task, task)}"
-             + (" — SIMULATED DATA, not for clinical use" if demo else ""))
+    wording = task_wording(task, meta.get("task", ""))
+    title = f"Nomogram: {wording['outcome']}" + (" — SIMULATED DATA, not for clinical use" if demo else "")
     nomogram_figure(spec["model"].intercept, spec["model"].variables, out_dir / "nomogram",
-                    outcome_label=outcome, probabilities=spaced_probabilities(spec["model"]), title=title)
+                    outcome_label=risk_label(wording), probabilities=spaced_probabilities(spec["model"]), title=title)
     png = out_dir / "nomogram.png"
-    page = nomogram_html(spec, meta, demo=demo, png=png)
+    page = nomogram_html(spec, meta, demo=demo, png=png, task_cfg=task)
     html_path = write_text(out_dir / "nomogram.html", page)
     return {"png": png, "pdf": out_dir / "nomogram.pdf", "html": html_path}
 
@@ -57,8 +56,9 @@ body {{ font-family: system-ui, sans-serif; max-width: 56rem; margin: 1.5rem aut
 h1 {{ font-size: 1.4rem; }}
 .warn {{ background: #fde2e1; border: 1px solid #d55e00; padding: .6rem .8rem; font-weight: bold; }}
 .note {{ color: #555; font-size: .92rem; }}
-form {{ display: grid; grid-template-columns: 16rem 12rem 6rem; gap: .45rem .8rem; align-items: center; margin: 1rem 0; }}
+form {{ display: grid; grid-template-columns: 16rem 12rem 6rem 1fr; gap: .45rem .8rem; align-items: center; margin: 1rem 0; }}
 form .pts {{ text-align: right; font-variant-numeric: tabular-nums; color: #555; }}
+form .range {{ color: #555; font-size: .85rem; }}
 input, select {{ font-size: 1rem; padding: .15rem .3rem; }}
 .result {{ font-size: 1.25rem; border-top: 2px solid #222; padding-top: .6rem; }}
 #probability {{ font-weight: bold; font-size: 1.6rem; }}
@@ -79,8 +79,9 @@ from the <code>rad_score</code> column of <code>usrad predict</code>. The <code>
 cross-validated classifier on all clinical predictors) is not on this page.</p>
 <form id="inputs" onsubmit="return false">
 {rows}
-<span><b>Total points</b></span><span></span><span class="pts" id="total-points"></span>
+<span><b>Total points</b></span><span></span><span class="pts" id="total-points"></span><span></span>
 </form>
+<div id="range-warning" class="warn" hidden></div>
 <div class="result">Probability: <output id="probability" data-probability="">–</output>
 <div id="decision"></div><div id="error" class="err"></div></div>
 <p class="note">Decision threshold {threshold_text} (Youden's J, chosen on the training data); a probability at or
@@ -129,9 +130,24 @@ function points(v, value) {{
   const term = v.kind === "categorical" ? v.raw[value] : (v.kind === "binary" ? v.raw * value : v.raw * value);
   return (term - v.min_term) / MODEL.points_scale;
 }}
+function outOfRange(vals) {{
+  // numeric inputs outside the training range: points and probability are extrapolated beyond the data
+  const out = [];
+  for (const v of MODEL.variables) {{
+    if (!v.range || !(v.name in vals)) continue;
+    const x = vals[v.name];
+    if (x < v.range[0] || x > v.range[1]) out.push(v.label + " " + x + " is outside the training range " +
+                                                   v.range[0].toPrecision(4) + " to " + v.range[1].toPrecision(4));
+  }}
+  return out;
+}}
 function update() {{
   const [vals, errors] = readInputs();
   const out = el("probability");
+  const outside = outOfRange(vals), warn = el("range-warning");
+  warn.textContent = outside.length ? "Warning: " + outside.join("; ") +
+    ". The model was not trained on such values: the points and the probability are extrapolated." : "";
+  warn.hidden = !outside.length;
   el("error").textContent = errors.join("; ");
   if (errors.length) {{
     out.textContent = "–"; out.dataset.probability = ""; el("decision").textContent = "";
@@ -179,14 +195,19 @@ def _input_row(v: dict) -> str:
         lo, hi = v["range"]
         hint = f"training range {lo:.4g} to {hi:.4g}"
         field = f'<input id="in-{name}" name="{name}" type="text" inputmode="decimal" title="{hint}" placeholder="{hint}">'
-    return f'<label for="in-{name}">{label}</label>{field}<span class="pts" id="pts-{name}"></span>'
+        return (f'<label for="in-{name}">{label}</label>{field}<span class="pts" id="pts-{name}"></span>'
+                f'<span class="range" id="range-{name}">{hint}</span>')
+    return f'<label for="in-{name}">{label}</label>{field}<span class="pts" id="pts-{name}"></span><span></span>'
 
 
-def nomogram_html(spec: dict, meta: dict, demo: bool = False, png=None, model_path: str | None = None) -> str:
-    """The self-contained HTML page of the nomogram model (see the module docstring)."""
+def nomogram_html(spec: dict, meta: dict, demo: bool = False, png=None, model_path: str | None = None,
+                  task_cfg: dict | None = None) -> str:
+    """The self-contained HTML page of the nomogram model (see the module docstring), worded from ``task_cfg``
+    (the task's config item); each numeric field shows its training range and the page warns when a value
+    lies outside it."""
     js = spec["js"]
     task = str(meta.get("task", ""))
-    title = f"Nomogram — {TASK_LABELS.get(task, task)}"
+    title = f"Nomogram — {task_wording(task_cfg, task)['outcome']}"
     warning = ('<p class="warn">Built from SIMULATED data (usrad demo cohort): for trying the software only, '
                "not for any clinical decision.</p>") if demo else ""
     png_b64 = base64.b64encode(Path(png).read_bytes()).decode("ascii") if png is not None else ""

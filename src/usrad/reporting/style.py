@@ -163,7 +163,3 @@ def fmt_num(v, digits: int = 2) -> str:
     if float(text) == 0:
         text = text.lstrip("-")  # −0.004 is 0.00, not −0.00
     return text.replace("-", "−")
-
-
-TASK_LABELS = {"metastasis": "axillary lymph node metastasis (N+ vs N0)",
-               "burden": "high axillary nodal burden (≥ 3 vs 1–2 positive nodes, among N+ patients)"}

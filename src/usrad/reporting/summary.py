@@ -21,6 +21,7 @@ from .summary_methods import (
     reproducibility_lines
 )
 from .tables import oracle_auc_rows
+from .wording import task_wording
 
 
 #: The reference study's published results (test set), shown beside the demo's (clearly labelled simulated).
@@ -35,12 +36,14 @@ METRIC_LABELS = {"auc": "AUC", "sensitivity": "Sensitivity", "specificity": "Spe
 
 def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None, demo: bool = True,
                   ground_truth=None, results_dir: str = "results",
-                  radiomics_only: bool | None = None) -> tuple[str, pd.DataFrame]:
+                  radiomics_only: bool | None = None,
+                  task_configs: Sequence[dict] | None = None) -> tuple[str, pd.DataFrame]:
     """The methods-and-results summary (markdown, optional HTML) and its sources table.
 
     ``radiomics_only`` (None: no ``clinical`` bundle in the first task) says that only the rad-score and the
     radiomics classifiers were fitted: the text says so, and the comparison with the reference study (whose
-    headline model is the combined one) is left out.
+    headline model is the combined one) and the combined-vs-clinical comparison are left out. ``task_configs`` (the
+    config's ``tasks`` items) word each task's heading with its outcome (:func:`usrad.reporting.wording.task_wording`).
 
     ``root`` is the working directory holding ``results/``; every number in the text is read from a
     results file by :func:`resolve_source` and listed in ``out_sources``. Writes
@@ -61,8 +64,9 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     for step in (cohort_lines, extraction_lines, reproducibility_lines, modelling_lines, evaluation_lines):
         lines += step(c)
     lines += ["## Results", ""]
+    configs = {str(t.get("name")): t for t in task_configs or []}
     for task in tasks:
-        lines += _task_lines(c, task)
+        lines += _task_lines(c, task, task_wording(configs.get(task), task)["outcome"])
     oracle_rows = oracle_auc_rows(root / results, tasks, ground_truth, rep_dir)
     lines += _reference_lines(c, tasks, oracle_rows, ref_file, rep_dir)
     lines += _checklist_lines(c, tasks)
@@ -75,7 +79,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     return md, table
 
 
-def _task_lines(c: SummaryContext, task: str) -> list[str]:
+def _task_lines(c: SummaryContext, task: str, outcome: str) -> list[str]:
     """One task's results: selection chain, performance table, best classifier, DeLong, calibration, internal
     validation."""
     root, results, sources, lvl = c.root, c.results, c.sources, c.values["lvl"]
@@ -84,7 +88,7 @@ def _task_lines(c: SummaryContext, task: str) -> list[str]:
     steps = f"{results}/{task}/selection/steps.tsv"
     bundles = read_bundles(root / results / task / "models")
     best = best_classifier(bundles)
-    lines.append(f"### Task `{task}`")
+    lines.append(f"### Task `{task}`: {outcome}")
     lines.append("")
     st = read_table(root / steps, all_text=True)
     chain = " → ".join(f"{s} {sources.num(f'{task}_step_{s}', steps, f'col=n_features_after;step={s}', 'd')}"
@@ -114,7 +118,10 @@ def _task_lines(c: SummaryContext, task: str) -> list[str]:
                  f"(CV AUC {sources.num(f'{task}_best_cv_auc', cvf, 'json:/cv_auc')}).")
     dl = f"{results}/{task}/tables/delong.tsv"
     dtab = read_table(root / dl, all_text=True)
+    fitted = set(pdf["model"])
     for a, b in (("combined", "clinical"), ("combined", "radscore")):
+        if c.radiomics_only or not {a, b} <= fitted:  # no clinical model (radiomics only): no such comparison
+            continue
         hit = dtab[(dtab["model_1"] == a) & (dtab["model_2"] == b) & (dtab["split"] == "test")]
         if len(hit):
             lines.append(_delong_sentence(sources, task, dl, a, b, lvl))
