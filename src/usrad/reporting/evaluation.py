@@ -186,13 +186,14 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     out = _Outputs(task, fig_dir, tab_dir)
     _metric_tables(out, pred, thr, default_comparisons(models, best), splits, n_boot, seed, n_jobs)
     _curve_tables(out, pred, main, splits, n_boot, seed)
-    _prediction_figures(out, pred, main, splits, seed)
+    wording = task_wording(task_cfg, task)
+    _prediction_figures(out, pred, main, splits, seed, {0: wording["negative_label"], 1: wording["positive_label"]})
     _signature_figures(out, task_dir, bundles, cfg)
     # nomogram and SHAP need the design matrix (features + clinical columns)
     if features is None or cohort is None:
         raise UsradError("evaluate_task needs the feature and cohort tables for the nomogram and SHAP")
     _model_figures(out, task_dir, pred, features, cohort, bundles, cfg, best, seed, n_jobs,
-                   risk_label(task_wording(task_cfg, task)))
+                   risk_label(wording))
     out.table(evaluation_settings(cfg, n_boot, seed, bundles), "evaluation_settings")
     export_task_tables(tab_dir, task, tables=list(out.tabs))  # Tables 2, 3 and DeLong for people (.md .tex .docx .html)
     return {"figures": out.figs, "tables": out.tabs, "best": best, "seconds": out.timings}
@@ -227,7 +228,7 @@ def _curve_tables(out: _Outputs, pred, main, splits, n_boot, seed) -> None:
     out.tick("decision curve and rad-score tables")
 
 
-def _prediction_figures(out: _Outputs, pred, main, splits, seed) -> None:
+def _prediction_figures(out: _Outputs, pred, main, splits, seed, class_labels: Mapping[int, str]) -> None:
     """ROC, forest, calibration, decision curve, rad-score, confusion: each drawn from the tables as written
     (read back exactly), never its own statistics."""
     task, stem = out.task, out.stem
@@ -239,7 +240,8 @@ def _prediction_figures(out: _Outputs, pred, main, splits, seed) -> None:
     calibration_figure(out.read("calibration"), out.read("calibration_curve"), pred, stem("calibration"), task=task,
                        models=main, splits=splits)
     decision_curve_figure(out.read("decision_curve"), stem("decision_curve"), task=task, models=main, splits=splits)
-    radscore_figure(pred, out.read("radscore_by_class"), stem("radscore"), task=task, splits=splits, seed=seed)
+    radscore_figure(pred, out.read("radscore_by_class"), stem("radscore"), task=task, splits=splits, seed=seed,
+                    class_labels=class_labels)
     confusion_figure(perf, stem("confusion"), task=task, models=main, splits=splits)
     out.tick("calibration+dca+radscore+confusion")
 

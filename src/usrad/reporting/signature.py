@@ -59,7 +59,9 @@ def radscore_figure(predictions: pd.DataFrame, by_class: pd.DataFrame, stem, tas
                        lw=0, zorder=3)
             ticks.append(x)
             ticklabels.append(f"{class_labels[c]}\n(n={len(v)})")
-        ax.text(3 * j + 0.5, 1.0, f"{SPLIT_TITLES[split]}\nP {'=' if pval >= 0.001 else ''}{fmt_p(pval)}",
+        p_text = fmt_p(pval)  # "0.012" or "<0.001": printed as P = 0.012, P < 0.001
+        p_text = f"< {p_text[1:]}" if p_text.startswith("<") else f"= {p_text}"
+        ax.text(3 * j + 0.5, 1.0, f"{SPLIT_TITLES[split]}\nP {p_text}",
                 transform=ax.get_xaxis_transform(), ha="center", va="bottom")
     ax.set_xticks(ticks, ticklabels)
     ax.set(ylabel="Rad-score", xlim=(-0.7, 3 * len(splits) - 1.3))
