@@ -16,6 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	bash ci/setup-graphviz.sh  # Graphviz lays out the workflow diagram (skipped with a note without root/apt)
 	touch $(STAMP)
 
 demo: install

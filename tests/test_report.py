@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,8 @@ from usrad.reporting.sources import Sources, fmt_value, numbers_in, resolve_sour
 from usrad.reporting.style import fmt_p, model_label
 from usrad.reporting.summary import write_summary
 from usrad.reporting.tables import DELONG_COLUMNS, delong_table, format_delong
-from usrad.reporting.workflow import rulegraph_figure
+from usrad.reporting import workflow
+from usrad.reporting.workflow import canonical_rulegraph, rulegraph_figure
 from usrad.split import make_split, write_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +274,7 @@ def test_feature_names_are_readable_in_legends():
     assert short_feature(long) == long.replace("_", " ")  # not truncated any more (49 characters)
 
 
-def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path):
+def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path, monkeypatch):
     dot = """digraph snakemake_dag {
         0[label = "paper", color = "0.1 0.6 0.85", style="rounded"];
         1[label = "evaluate_task", color = "0.2 0.6 0.85", style="rounded"];
@@ -282,9 +285,39 @@ def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path):
         3 -> 2
         3 -> 0
     }"""
-    layers = rulegraph_figure(dot, tmp_path / "wf").set_index("rule")["layer"].to_dict()
+    drawn = rulegraph_figure(dot, tmp_path / "wf")
+    layers = drawn.set_index("rule")["layer"].to_dict()
     assert layers == {"split": 0, "fit_task": 1, "evaluate_task": 2, "paper": 3}
     assert (tmp_path / "wf.png").exists() and (tmp_path / "wf.pdf").exists()
+    assert set(drawn["layout"]) == {"graphviz"}  # installed by `make install` (ci/setup-graphviz.sh)
+    with monkeypatch.context() as m:  # without Graphviz: the layered layout, same layers
+        m.setattr(workflow.shutil, "which", lambda name: None)
+        drawn = rulegraph_figure(dot, tmp_path / "wf2")
+    assert set(drawn["layout"]) == {"layered"} and drawn.set_index("rule")["layer"].to_dict() == layers
+
+
+def test_graphviz_routes_no_edge_through_another_rule_box():
+    """The real rule graph of the workflow: every edge, sampled along its Bézier curve, stays out of every box
+    but its own two rules' (the hand-made layered layout drew edges through boxes)."""
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--rulegraph", "dot", "paper"], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dot = canonical_rulegraph(proc.stdout)
+    lay = workflow.graphviz_layout(dot)
+    assert lay is not None and len(lay.boxes) >= 10 and len(lay.edges) >= 15
+    t = np.linspace(0, 1, 25)[:, None]
+    crossings = []
+    for tail, head, pts in lay.edges:
+        p = np.asarray(pts)
+        for i in range(0, len(p) - 1, 3):
+            a, b, c, d = p[i:i + 4]
+            curve = (1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t ** 2 * c + t ** 3 * d
+            for n, (x, y, w, h) in lay.boxes.items():
+                inside = (np.abs(curve[:, 0] - x) < w / 2 - 0.01) & (np.abs(curve[:, 1] - y) < h / 2 - 0.01)
+                if n not in (tail, head) and inside.any():
+                    crossings.append((tail, head, n))
+    assert crossings == []
 
 
 def test_performance_in_parallel_equals_serial():

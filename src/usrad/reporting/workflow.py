@@ -1,18 +1,28 @@
 """The workflow diagram: snakemake's ``--rulegraph`` made deterministic (:func:`canonical_rulegraph`) and
-drawn with each rule below its inputs (:func:`rulegraph_figure`).
+drawn with each rule below its inputs (:func:`rulegraph_figure`): laid out by Graphviz (``dot -Tplain``, edges
+routed around the boxes, :func:`graphviz_layout`) and drawn by matplotlib in the house style, or, without
+Graphviz, in a simpler layered layout of its own.
 """
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from dataclasses import dataclass
 
 import matplotlib
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.path import Path as DrawnPath
 
 from ..errors import Problem, UsradError
-from .style import DPI, MIN_FONT_PT, MM, RC, save_figure
+from .style import DOUBLE, DPI, MIN_FONT_PT, MM, RC, SINGLE, save_figure
+
+#: Graphviz settings of the layout: boxes sized for 7 pt text, ranks close together (inches).
+DOT_ARGS = ("-Tplain", "-Earrowhead=none", f"-Nfontsize={MIN_FONT_PT}", "-Nfontname=DejaVu Sans",
+            "-Nheight=0.22", "-Nmargin=0.06,0.02", "-Granksep=0.22", "-Gnodesep=0.15")
 
 
 _NODE = re.compile(r'^\s*(\d+)\s*\[\s*label\s*=\s*"([^"]+)"', re.M)
@@ -45,11 +55,77 @@ def canonical_rulegraph(dot: str) -> str:
     return "\n".join(lines) + "\n}\n"
 
 
-def rulegraph_figure(dot: str, stem) -> pd.DataFrame:
-    """Draw the rule graph top to bottom: each rule in the layer of its longest path from a source rule."""
-    from matplotlib.patches import FancyBboxPatch
+@dataclass(frozen=True)
+class Layout:
+    """Graphviz's layout (inches, y up): graph size, node boxes ``{id: (x, y, w, h)}`` (centre, size) and edges
+    ``[(tail, head, cubic Bézier control points)]``."""
 
+    width: float
+    height: float
+    boxes: dict[int, tuple[float, float, float, float]]
+    edges: list[tuple[int, int, list[tuple[float, float]]]]
+
+
+def graphviz_layout(dot: str) -> Layout | None:
+    """The rule graph laid out by Graphviz (``dot -Tplain``), or None when Graphviz is not installed."""
+    exe = shutil.which("dot")
+    if exe is None:
+        return None
+    proc = subprocess.run([exe, *DOT_ARGS], input=dot, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise UsradError("Graphviz could not lay out the rule graph", [Problem(proc.stderr.strip()[-500:])])
+    width = height = 0.0
+    boxes, edges = {}, []
+    for line in proc.stdout.splitlines():
+        f = line.split()
+        if f[:1] == ["graph"]:
+            width, height = float(f[2]), float(f[3])
+        elif f[:1] == ["node"]:
+            boxes[int(f[1])] = tuple(float(v) for v in f[2:6])
+        elif f[:1] == ["edge"]:
+            n = int(f[3])
+            edges.append((int(f[1]), int(f[2]), [(float(f[4 + 2 * i]), float(f[5 + 2 * i])) for i in range(n)]))
+    return Layout(width, height, boxes, edges)
+
+
+def _graphviz_figure(nodes: dict[int, str], lay: Layout, stem) -> pd.DataFrame:
+    """Draw Graphviz's layout at scale 1 (7 pt text) in a journal-width figure."""
+    fig_w = SINGLE if lay.width <= SINGLE - 0.1 else DOUBLE
+    pad = 0.08
+    fig = Figure(figsize=(fig_w, lay.height + 2 * pad), dpi=DPI)
+    with matplotlib.rc_context(RC):
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        side = (fig_w - lay.width) / 2
+        ax.set(xlim=(-side, lay.width + side), ylim=(-pad, lay.height + pad))
+        for _, _, pts in lay.edges:
+            path = DrawnPath(pts, [DrawnPath.MOVETO] + [DrawnPath.CURVE4] * (len(pts) - 1))
+            ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=6, lw=0.6, color="#555555",
+                                         zorder=2))
+        for n, (x, y, w, h) in lay.boxes.items():
+            ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.05",
+                                        fc="#E8F1F8", ec="#0072B2", lw=0.7, zorder=4))
+            ax.text(x, y, nodes[n], ha="center", va="center", fontsize=MIN_FONT_PT, zorder=5)
+    save_figure(fig, stem)
+    ranks = {y: k for k, y in enumerate(sorted({b[1] for b in lay.boxes.values()}, reverse=True))}
+    layer = {n: ranks[lay.boxes[n][1]] for n in nodes}
+    return pd.DataFrame([{"rule": nodes[n], "layer": layer[n], "layout": "graphviz"}
+                         for n in sorted(nodes, key=lambda n: (layer[n], nodes[n]))])
+
+
+def rulegraph_figure(dot: str, stem) -> pd.DataFrame:
+    """Draw the rule graph top to bottom, each rule below its inputs: Graphviz's layout when ``dot`` is installed
+    and the graph fits a 183 mm figure at 7 pt, else each rule in the layer of its longest path from a source
+    rule. Returns ``rule, layer, layout`` (layer 0 at the top)."""
     nodes, edges = parse_rulegraph(dot)
+    lay = graphviz_layout(dot)
+    if lay is not None and lay.width <= DOUBLE - 0.1:
+        return _graphviz_figure(nodes, lay, stem)
+    return _layered_figure(nodes, edges, stem)
+
+
+def _layered_figure(nodes: dict[int, str], edges: list[tuple[int, int]], stem) -> pd.DataFrame:
+    """The layout without Graphviz: each rule in the layer of its longest path from a source rule."""
     parents = {n: [a for a, b in edges if b == n] for n in nodes}
     layer: dict[int, int] = {}
 
@@ -88,4 +164,5 @@ def rulegraph_figure(dot: str, stem) -> pd.DataFrame:
                                         zorder=4))
             ax.text(x, y, nodes[n], ha="center", va="center", fontsize=MIN_FONT_PT, zorder=5)
     save_figure(fig, stem)
-    return pd.DataFrame([{"rule": nodes[n], "layer": layer[n]} for n in sorted(nodes, key=lambda n: (layer[n], nodes[n]))])
+    return pd.DataFrame([{"rule": nodes[n], "layer": layer[n], "layout": "layered"}
+                         for n in sorted(nodes, key=lambda n: (layer[n], nodes[n]))])
