@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,11 @@ class UsradError(Exception):
 @contextmanager
 def rule_errors(smk):
     """Context for a rule script: a UsradError goes to the rule's log and stderr, the rule's outputs are
-    removed (nothing half-written is left) and the job exits 1, without a traceback."""
+    removed (nothing half-written is left) and the job exits 1, without a traceback. Python warnings (e.g.
+    numpy's overflow warnings) are written to the rule's log, not to the terminal."""
+    shown = warnings.showwarning
+    if smk.log:
+        warnings.showwarning = _to_log(smk.log[0])
     try:
         yield
     except UsradError as err:
@@ -71,3 +76,14 @@ def rule_errors(smk):
                 path.unlink(missing_ok=True)
         print(text, file=sys.stderr)
         sys.exit(1)
+    finally:
+        warnings.showwarning = shown
+
+
+def _to_log(log_path):
+    """A ``warnings.showwarning`` that appends each warning to the rule's log file."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(warnings.formatwarning(message, category, filename, lineno, line))
+    return show
