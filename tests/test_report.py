@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -274,7 +275,15 @@ def test_feature_names_are_readable_in_legends():
     assert short_feature(long) == long.replace("_", " ")  # not truncated any more (49 characters)
 
 
-def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def graphviz():
+    """Graphviz's dot, installed by ci/setup-graphviz.sh (as `make install` does) when missing."""
+    subprocess.run(["bash", str(Path(__file__).resolve().parents[1] / "ci" / "setup-graphviz.sh")], check=False)
+    if shutil.which("dot") is None:
+        pytest.fail("Graphviz (dot) is not installed and ci/setup-graphviz.sh could not install it")
+
+
+def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path, monkeypatch, graphviz):
     dot = """digraph snakemake_dag {
         0[label = "paper", color = "0.1 0.6 0.85", style="rounded"];
         1[label = "evaluate_task", color = "0.2 0.6 0.85", style="rounded"];
@@ -296,7 +305,7 @@ def test_rulegraph_figure_puts_each_rule_below_its_inputs(tmp_path, monkeypatch)
     assert set(drawn["layout"]) == {"layered"} and drawn.set_index("rule")["layer"].to_dict() == layers
 
 
-def test_graphviz_routes_no_edge_through_another_rule_box():
+def test_graphviz_routes_no_edge_through_another_rule_box(graphviz):
     """The real rule graph of the workflow: every edge, sampled along its Bézier curve, stays out of every box
     but its own two rules' (the hand-made layered layout drew edges through boxes)."""
     repo = Path(__file__).resolve().parents[1]
