@@ -228,7 +228,9 @@ _XFAIL = {
 }
 API_ESTIMATORS = [ColumnPicker(), ICCFilter(threshold=None), ICCFilter(keep_uncopied=True), NearZeroVariance(),
                   UnivariateFilter(), RedundancyFilter(), MRMR(n_features=2), LassoSelector(cv=3, n_C=5),
-                  RadScore(LassoSelector(cv=3, n_C=5))]
+                  # seeded inside: the checks seed only a top-level random_state, and unseeded folds pick a
+                  # different C per fit (check_fit_idempotent then depends on the global numpy state)
+                  RadScore(LassoSelector(cv=3, n_C=5, random_state=0))]
 
 
 @parametrize_with_checks(API_ESTIMATORS, expected_failed_checks=lambda est: _XFAIL.get(type(est).__name__, {}))
