@@ -29,8 +29,11 @@ demo-bootstrap: install
 paper: install
 	$(BIN)/snakemake --cores $(CORES) paper
 
+# Two pytest workers (pytest-xdist) share the two CI cores; a test module runs whole on one worker (its module
+# fixtures once), the longest modules first (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(BIN)/python bench/run.py

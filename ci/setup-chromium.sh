@@ -8,9 +8,13 @@
 # Prints the path of the chromium binary on success.
 set -euo pipefail
 
+# One apt-get at a time on this machine (the tests run in parallel workers); -o: the lock is not
+# inherited by what apt starts.
+apt_get() { flock -o /tmp/usrad-apt.lock apt-get "$@"; }
+
 if ! command -v chromium >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 command -v chromium

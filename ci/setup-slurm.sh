@@ -27,6 +27,10 @@
 # /etc/slurm/slurm.conf to DIR/slurm.conf while the cluster runs (the test fixture does).
 set -euo pipefail
 
+# One apt-get at a time on this machine (the tests run in parallel workers); -o: the lock is not
+# inherited by what apt starts.
+apt_get() { flock -o /tmp/usrad-apt.lock apt-get "$@"; }
+
 dir="${1:?usage: setup-slurm.sh DIR}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
@@ -34,9 +38,9 @@ dir="$(cd "$dir" && pwd)"
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
     || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  apt_get update -qq
   # slurmctld + slurmd + slurm-client are what slurm-wlm pulls in, without the GUI and docs.
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+  apt_get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
 fi
 
 mkdir -p "$dir"/{state,spool,log,run,munge}

@@ -41,12 +41,32 @@ def default_config() -> dict:
 
 
 @pytest.fixture(scope="session")
-def small_features(small_cohort, default_config, tmp_path_factory):
+def small_feature_cache(tmp_path_factory) -> Path:
+    """The session's per-image feature cache of config/radiomics.yaml (content-keyed: any run on the small
+    cohort's images with those params may read and fill it, e.g. as ``extraction.cache_dir``)."""
+    return tmp_path_factory.mktemp("feature_cache")
+
+
+@pytest.fixture(scope="session")
+def small_features(small_cohort, default_config, small_feature_cache):
     """Feature table (DataFrame) and cohort table of the small cohort, extracted once per session."""
     from usrad.cohort import load_cohort
     from usrad.extract import extract_cohort
 
     cohort = load_cohort(small_cohort, default_config)
-    cache = tmp_path_factory.mktemp("feature_cache")
-    table = extract_cohort(cohort, REPO / "config" / "radiomics.yaml", cache_dir=cache, progress=False)
+    table = extract_cohort(cohort, REPO / "config" / "radiomics.yaml", cache_dir=small_feature_cache, progress=False)
     return table, cohort
+
+
+#: Test modules, longest first (minutes on the 2-core CI machine, measured with `pytest --durations=0`): with
+#: `make test`'s two pytest-xdist workers taking a whole module at a time in this order, the long modules start
+#: early and the two workers finish together. Unlisted modules (seconds each) follow in their usual order.
+LONGEST_FIRST = ["test_slurm.py", "test_workflow.py", "test_demo_accuracy.py", "test_determinism.py",
+                 "test_internal_validation.py", "test_models.py", "test_honest_risk.py", "test_radiomics_only.py",
+                 "test_null_signature.py", "test_metrics_clustered.py", "test_faults.py", "test_busbra.py",
+                 "test_rule_params.py", "test_card.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's own order is kept

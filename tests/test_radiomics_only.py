@@ -26,9 +26,10 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def radiomics_run(small_cohort, tmp_path_factory):
+def radiomics_run(small_cohort, small_feature_cache, tmp_path_factory):
     """The whole workflow (`snakemake`, default target: every table, figure, card and the summary), then
-    `snakemake --report`, on the small simulated cohort with its clinical columns removed."""
+    `snakemake --report`, on the small simulated cohort with its clinical columns removed (the images' features
+    read from the session's feature cache when another test has extracted them already)."""
     manifest = pd.read_csv(small_cohort, sep="\t", dtype=str, keep_default_na=False)
     assert set(CLINICAL_COLUMNS) <= set(manifest.columns)
     only = small_cohort.parent / "radiomics_only.tsv"  # beside the original: the relative paths stay valid
@@ -42,7 +43,7 @@ def radiomics_run(small_cohort, tmp_path_factory):
         new_only, sep="\t", index=False)
     cfg = {"cohort": {"manifest": str(only)}, "radiomics_params": str(REPO / "config" / "radiomics.yaml"),
            "predict_manifest": str(new_only), "predict_models": ["radscore", "lr"],
-           "extraction": {"shards": 2}, "clinical": {"predictors": [], "categorical": []},
+           "extraction": {"shards": 2, "cache_dir": str(small_feature_cache)}, "clinical": {"predictors": [], "categorical": []},
            "tasks": [{"name": "metastasis", "description": "ALN metastasis: N0 vs N+", "label": "n_positive_nodes >= 1"}],
            "modelling": {"classifiers": ["lr", "nb"], "lasso": {"n_C": 15}}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))

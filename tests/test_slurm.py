@@ -48,9 +48,12 @@ COMPARED_TABLES = ["results/features/features.parquet", "results/split/split.tsv
                    "results/metastasis/models/cv_results.tsv"]
 # The small cohort of these tests: 60 simulated patients (the smallest cohort whose metastasis task has
 # >= 10 patients per class, which validation requires; the burden task would need more, so it is left out),
-# extracted in 4 shards.
+# extracted in 4 shards. Light modelling (one classifier, three folds, a short LASSO path): the tests are about the
+# cluster (submission, grouping, failure reports, identical results), not the modelling, which other tests cover.
 N_PATIENTS = 60
-SMALL_CONFIG = {"cohort": {"simulate": {"n_patients": N_PATIENTS}}, "extraction": {"shards": 4}}
+SMALL_CONFIG = {"cohort": {"simulate": {"n_patients": N_PATIENTS}}, "extraction": {"shards": 4},
+                "modelling": {"classifiers": ["lr"], "combined_classifiers": ["lr"], "cv_folds": 3,
+                              "lasso": {"cv_folds": 3, "n_C": 8}}}
 
 # Settings of this test cluster that a real site would not set: it has no accounting database, so job
 # status comes from squeue; and its jobs take seconds, so status checks start early and stay frequent.

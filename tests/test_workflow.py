@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_faults import light_radiomics_params
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -56,14 +57,25 @@ def test_default_config_plans_simulation_validation_and_sharded_extraction(tmp_p
 PREDICTIONS = ("results/metastasis/predictions.tsv", "results/burden/predictions.tsv")
 
 
+#: every classifier type (each one's threads and seeds are what --cores could change), one grid point each and
+#: three folds: the tests below are about the workflow (cores, reruns, the cache), not the tuning
+ONE_POINT = {"lr": {"C": [1.0]}, "svm": {"C": [1.0]}, "rf": {"max_depth": [3], "min_samples_leaf": [5]},
+             "xgb": {"n_estimators": [50], "max_depth": [2]}, "knn": {"n_neighbors": [15]},
+             "nb": {"var_smoothing": [1e-9]}, "mlp": {"hidden_layer_sizes": [[8]], "alpha": [1.0]}}
+LIGHT_MODELLING = {"cv_folds": 3, "search_spaces": ONE_POINT, "combined_classifiers": ["lr", "rf", "xgb"],
+                   "lasso": {"cv_folds": 3, "n_C": 8}}
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, small_cohort):
-    """The whole pipeline (up to every task's predictions) on the small cohort minus its last patient."""
+    """The whole pipeline (up to every task's predictions) on the small cohort minus its last patient, with the
+    original image's shape, first-order and GLCM features only (real PyRadiomics, a fraction of the time)."""
     workdir = tmp_path_factory.mktemp("small_run")
     manifest = pd.read_csv(small_cohort, sep="\t", dtype=str)
     first = small_cohort.parent / "first.tsv"
     manifest.iloc[:-1].to_csv(first, sep="\t", index=False)
-    write_config(workdir, cohort={"manifest": str(first)})
+    write_config(workdir, cohort={"manifest": str(first)}, modelling=LIGHT_MODELLING,
+                 radiomics_params=str(light_radiomics_params(workdir / "radiomics.yaml")))
     run_snakemake(workdir, *PREDICTIONS)
     return workdir, manifest, first
 
