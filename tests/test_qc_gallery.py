@@ -10,6 +10,8 @@ from PIL import Image
 
 from usrad.reporting import qc_gallery
 from usrad.reporting.qc_flags import DICE_MIN, qc_flags
+from usrad.reporting.sources import Sources
+from usrad.reporting.summary_methods import SummaryContext, qc_lines
 from usrad.tables import read_table
 
 N = 10
@@ -99,16 +101,25 @@ def _gallery(cohort, features, out):
 
 def test_pages_have_the_right_count_size_and_the_same_bytes_twice(cohort, features, tmp_path, monkeypatch):
     monkeypatch.setattr(qc_gallery, "PER_PAGE", 4)
-    (tmp_path / "a" / "gallery").mkdir(parents=True)
-    (tmp_path / "a" / "gallery" / "gallery_09.png").write_bytes(b"stale")
-    names = _gallery(cohort, features, tmp_path / "a")
+    a, b = tmp_path / "a" / "results" / "report" / "qc", tmp_path / "b"
+    (a / "gallery").mkdir(parents=True)
+    (a / "gallery" / "gallery_09.png").write_bytes(b"stale")
+    names = _gallery(cohort, features, a)
     assert names == [f"gallery_{k:02d}.{ext}" for k in (1, 2, 3) for ext in ("pdf", "png")]
     for k in (1, 2, 3):
-        with Image.open(tmp_path / "a" / "gallery" / f"gallery_{k:02d}.png") as im:
+        with Image.open(a / "gallery" / f"gallery_{k:02d}.png") as im:
             assert im.size == (1080, 1529)  # 183 x 259 mm at 150 dpi
-    table = read_table(tmp_path / "a" / "qc_flags.tsv", text=("patient_id", "image_id", "duplicate_of"))
+    table = read_table(a / "qc_flags.tsv", text=("patient_id", "image_id", "duplicate_of"))
     assert table["page"].tolist() == [1] * 4 + [2] * 4 + [3] * 2
     assert table["flagged"].tolist()[:5] == [1] * 5
-    assert _gallery(cohort, features, tmp_path / "b") == names
+    assert _gallery(cohort, features, b) == names
     for name in names + ["../qc_flags.tsv"]:
-        assert (tmp_path / "a" / "gallery" / name).read_bytes() == (tmp_path / "b" / "gallery" / name).read_bytes()
+        assert (a / "gallery" / name).read_bytes() == (b / "gallery" / name).read_bytes()
+    # the summary's sentence, its numbers read from the flags table
+    c = SummaryContext(root=tmp_path / "a", results="results", sources=Sources(tmp_path / "a"), demo=True,
+                       radiomics_only=False, feat="", counts="", settings="")
+    text = " ".join(qc_lines(c))
+    assert "5 of 10 images were flagged" in text and "results/report/qc/gallery/" in text
+    assert c.sources.table()["text"].tolist() == ["5", "10"]
+    assert qc_lines(SummaryContext(root=tmp_path / "b", results="results", sources=Sources(tmp_path / "b"),
+                                   demo=True, radiomics_only=False, feat="", counts="", settings="")) == []

@@ -17,7 +17,7 @@ from .evaluation import MAIN_MODELS, best_classifier, read_bundles
 from .sources import Sources, resolve_source, settings_value
 from .style import model_label, write_table
 from .summary_methods import (
-    SummaryContext, cohort_lines, evaluation_lines, extraction_lines, header_lines, modelling_lines,
+    SummaryContext, cohort_lines, evaluation_lines, extraction_lines, header_lines, modelling_lines, qc_lines,
     reproducibility_lines
 )
 from .tables import oracle_auc_rows
@@ -61,7 +61,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
                  feat=f"{results}/features/features.parquet", counts=f"{results}/report/cohort_counts.tsv",
                  settings=f"{results}/{tasks[0]}/tables/evaluation_settings.tsv")
     lines = header_lines(c) + ["## Methods", ""]
-    for step in (cohort_lines, _qc_lines, extraction_lines, reproducibility_lines, modelling_lines, evaluation_lines):
+    for step in (cohort_lines, qc_lines, extraction_lines, reproducibility_lines, modelling_lines, evaluation_lines):
         lines += step(c)
     lines += ["## Results", ""]
     configs = {str(t.get("name")): t for t in task_configs or []}
@@ -77,18 +77,6 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     if out_html is not None:
         write_text(out_html, markdown_html(md))
     return md, table
-
-
-def _qc_lines(c: SummaryContext) -> list[str]:
-    """How many images the QC gallery flagged and where it is (nothing when there is no qc_flags.tsv)."""
-    flags = f"{c.results}/report/qc/qc_flags.tsv"
-    if not (c.root / flags).exists():
-        return []
-    n_flagged = c.sources.num("qc_flagged", flags, "count=flagged:1", "d")
-    n_images = c.sources.num("qc_images", flags, "count=", "d")
-    return [f"**Quality control.** {n_flagged} of {n_images} images were flagged (a mask touching the image border, "
-            f"readers' masks that disagree, outlying features or duplicate pixels; `{flags}`); the contact sheets in "
-            f"`{c.results}/report/qc/gallery/` show every image with both readers' contours, flagged images first.", ""]
 
 
 def _task_lines(c: SummaryContext, task: str, outcome: str) -> list[str]:
