@@ -414,6 +414,8 @@ def paper_targets():
         f"{RESULTS}/report/summary_sources.tsv",
         f"{RESULTS}/report/checklist_clear.md",
         f"{RESULTS}/report/feature_dictionary.tsv",
+        f"{RESULTS}/report/qc/qc_flags.tsv",
+        f"{RESULTS}/report/qc/gallery",
     ]
 
 

@@ -67,12 +67,47 @@ rule workflow_diagram:
         "../workflow/scripts/workflow_diagram.py"
 
 
+rule qc_gallery:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        features=f"{RESULTS}/features/features.parquet",
+    output:
+        flags=report(
+            f"{RESULTS}/report/qc/qc_flags.tsv",
+            caption="../report/qc_flags.rst",
+            category="Quality control",
+            labels={"name": "QC flags per image"},
+        ),
+        # one page per 30 images: the count follows the cohort, so the pages are a folder; the report shows the
+        # first page (the most flagged images): every page would add ~1 MB to the self-contained HTML
+        pages=report(
+            directory(f"{RESULTS}/report/qc/gallery"),
+            patterns=["gallery_{page,01}.png"],
+            caption="../report/qc_gallery.rst",
+            category="Quality control",
+            labels={"name": "QC gallery, first page"},
+        ),
+    log:
+        f"{RESULTS}/logs/qc_gallery.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/qc_gallery.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../workflow/scripts/qc_gallery.py"
+
+
 rule summary:
     input:
         evaluation=evaluation_targets(),
         validation=internal_validation_targets(),
         counts=f"{RESULTS}/report/cohort_counts.tsv",
         features=f"{RESULTS}/features/features.parquet",
+        qc_flags=f"{RESULTS}/report/qc/qc_flags.tsv",
         ground_truth=ground_truth_input(),
     output:
         md=f"{RESULTS}/report/summary.md",

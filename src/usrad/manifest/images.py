@@ -69,10 +69,15 @@ def _mask_findings(arr: np.ndarray, limits: dict) -> tuple[list[str], list[str]]
         elif extent < limits["dims"]:
             errors.append(f"lesion ({n} pixels) spans only {extent} dimension(s); PyRadiomics needs minimumROIDimensions "
                           f"{limits['dims']} (a line or a single pixel is not a lesion outline)")
-    if arr[0].any() or arr[-1].any() or arr[:, 0].any() or arr[:, -1].any():
+    if touches_border(arr):
         warnings.append("lesion mask touches the image border: the lesion may be cut off, so its shape features "
                         "describe only the visible part")
     return errors, warnings
+
+
+def touches_border(arr: np.ndarray) -> bool:
+    """Whether a 0/1 mask array has a lesion pixel in the first or last row or column of the image."""
+    return bool(arr[0].any() or arr[-1].any() or arr[:, 0].any() or arr[:, -1].any())
 
 
 def _check_images(row: int, patient: str, paths: dict[str, str], spacing: float,

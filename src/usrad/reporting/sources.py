@@ -40,7 +40,7 @@ def resolve_source(root, file: str, locator: str):
 
     ``file`` is relative to ``root`` (the working directory). Locators: TSV ``col=<column>;<key>=<value>;…``
     (the unique row matching every key), JSON ``json:/a/b``, feature-table metadata ``meta:/a/b``, and the
-    YAML params text inside it ``params:/setting/binWidth``; ``count:<column>=<value>`` counts TSV rows."""
+    YAML params text inside it ``params:/setting/binWidth``; ``count=<column>:<value>`` counts TSV rows (``count=``: all rows)."""
     path = Path(root) / file
     if locator.startswith("json:"):
         return _pointer(json.loads(path.read_text()), locator[5:])

@@ -100,15 +100,15 @@ def check_layout(fig: Figure) -> None:
         raise ValueError(f"{len(small)} text(s) below {MIN_FONT_PT} pt, e.g. {small[:3]}")
 
 
-def save_figure(fig: Figure, stem) -> tuple[Path, Path]:
-    """Check the layout (:func:`check_layout`), then write ``<stem>.png`` (300 dpi) and ``<stem>.pdf``
-    without timestamps; return both paths."""
+def save_figure(fig: Figure, stem, dpi: int = DPI) -> tuple[Path, Path]:
+    """Check the layout (:func:`check_layout`), then write ``<stem>.png`` (``dpi``, 300 unless told: the QC
+    gallery's full pages use less) and ``<stem>.pdf`` without timestamps; return both paths."""
     check_layout(fig)
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")
     with matplotlib.rc_context(RC):
-        fig.savefig(png, dpi=DPI, metadata={"Software": None})
+        fig.savefig(png, dpi=dpi, metadata={"Software": None})
         fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
     return png, pdf
 

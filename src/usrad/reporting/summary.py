@@ -17,7 +17,7 @@ from .evaluation import MAIN_MODELS, best_classifier, read_bundles
 from .sources import Sources, resolve_source, settings_value
 from .style import model_label, write_table
 from .summary_methods import (
-    SummaryContext, cohort_lines, evaluation_lines, extraction_lines, header_lines, modelling_lines,
+    SummaryContext, cohort_lines, evaluation_lines, extraction_lines, header_lines, modelling_lines, qc_lines,
     reproducibility_lines
 )
 from .tables import oracle_auc_rows
@@ -61,7 +61,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
                  feat=f"{results}/features/features.parquet", counts=f"{results}/report/cohort_counts.tsv",
                  settings=f"{results}/{tasks[0]}/tables/evaluation_settings.tsv")
     lines = header_lines(c) + ["## Methods", ""]
-    for step in (cohort_lines, extraction_lines, reproducibility_lines, modelling_lines, evaluation_lines):
+    for step in (cohort_lines, qc_lines, extraction_lines, reproducibility_lines, modelling_lines, evaluation_lines):
         lines += step(c)
     lines += ["## Results", ""]
     configs = {str(t.get("name")): t for t in task_configs or []}

@@ -71,6 +71,18 @@ def cohort_lines(c: SummaryContext) -> list[str]:
     return lines
 
 
+def qc_lines(c: SummaryContext) -> list[str]:
+    """How many images the QC gallery flagged and where it is (nothing when there is no qc_flags.tsv)."""
+    flags = f"{c.results}/report/qc/qc_flags.tsv"
+    if not (c.root / flags).exists():
+        return []
+    n_flagged = c.sources.num("qc_flagged", flags, "count=flagged:1", "d")
+    n_images = c.sources.num("qc_images", flags, "count=", "d")
+    return [f"**Quality control.** {n_flagged} of {n_images} images were flagged (a mask touching the image border, "
+            f"readers' masks that disagree, outlying features or duplicate pixels; `{flags}`); the contact sheets in "
+            f"`{c.results}/report/qc/gallery/` show every image with both readers' contours, flagged images first.", ""]
+
+
 def extraction_lines(c: SummaryContext) -> list[str]:
     """Feature extraction: software, settings, filters, feature counts."""
     root, sources, feat = c.root, c.sources, c.feat
