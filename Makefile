@@ -33,7 +33,7 @@ paper: install
 # fixtures once), the longest modules first (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/run.py
