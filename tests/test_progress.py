@@ -12,6 +12,7 @@ from test_bundle_safety import tiny_params_file
 from test_extract import make_cohort
 
 from usrad.cli import main
+from usrad.errors import UsradError
 from usrad.extract import extract_shard
 from usrad.extract.progress import (STATUS_DIR, ShardStatus, duration, format_line, read_statuses, stage_identity,
                                     stage_line, summarize, watch)
@@ -60,9 +61,12 @@ def test_a_complete_stage_says_how_long_it_took():
 
 
 def test_failed_stalled_and_not_yet_started_stages_are_named():
-    shards = [status(0, 3, 25, failed=True), status(1, 10, 25, updated=1010.0)]
-    line = format_line(summarize(shards, now=1010.0 + 360))  # 13 images in 370 s; shard 1 silent for 6 min
-    assert ", 1 failed (see their logs)" in line and line.endswith(", 0.04 images/s, ETA 41 min, no update for 6 min")
+    shards = [status(0, 3, 25, failed=True), status(1, 10, 25)]
+    assert format_line(summarize(shards, now=1020.0)) == (  # a failed stage will not complete: no rate, no ETA
+        "extraction: 13/100 images (13 %), 0 of 4 shards done, 1 failed (see their logs), 1 still running, "
+        "2 not started")
+    line = format_line(summarize(shards[1:], now=1010.0 + 360))  # 10 images in 370 s; shard 1 silent for 6 min
+    assert line.endswith(", 0.03 images/s, ETA 56 min, no update for 6 min")
     first = summarize([status(0, 0, 25)], now=1000.0)  # no image done yet: no rate
     assert math.isnan(first["rate"]) and format_line(first).endswith("3 not started, ETA unknown")
     assert format_line(None) == "extraction: no shard has started yet"
@@ -157,6 +161,24 @@ def test_extract_shard_with_a_status_folder_writes_the_same_table_and_reports_th
     assert capsys.readouterr().out.startswith("extraction: 3/3 images (100 %), 2 of 2 shards done in ")
     assert main(["progress", str(results), "--watch", "0.01"]) == 0
     assert capsys.readouterr().out.count("extraction: 3/3 images") == 1
+
+
+def test_a_failed_shard_is_marked_and_a_killed_one_does_not_silence_the_others(tmp_path, tmp_path_factory, capsys):
+    killed, alive = status(0, 3, 25, updated=1000.0), status(1, 10, 25, updated=1395.0)
+    assert summarize([killed, alive], now=1400.0)["printer"] == 1  # shard 0 silent for 400 s: shard 1 prints
+    cohort = make_cohort(tmp_path / "images", ["P1", "P2"])
+    cohort.loc[:, "image"] = str(tmp_path / "images" / "missing.nrrd")
+    cohort.to_csv(tmp_path / "cohort.tsv", sep="\t", index=False)
+    folder = tmp_path / "results" / STATUS_DIR
+    with pytest.raises(UsradError):
+        extract_shard(tmp_path / "cohort.tsv", tiny_params_file(tmp_path_factory), 0, 1, tmp_path / "shard.parquet",
+                      log=io.StringIO(), status_dir=folder)
+    [failed] = read_statuses(folder)
+    assert (failed["failed"], failed["finished"], failed["done"], failed["total"]) == (True, False, 2, 2)
+    assert capsys.readouterr().err == "extraction: 2/2 images (100 %), 0 of 1 shards done, 1 failed (see their logs)\n"
+    quiet = io.StringIO()
+    ShardStatus(tmp_path / "other", 0, 1, 2, 2, "s1", stream=quiet).end(failed=True, announce=False)  # Ctrl-C
+    assert quiet.getvalue() == "" and read_statuses(tmp_path / "other")[0]["failed"]
 
 
 def test_usrad_progress_of_a_running_stage_and_of_a_missing_folder(tmp_path, capsys):

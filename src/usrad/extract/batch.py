@@ -231,9 +231,9 @@ def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path,
                             content=content, status=status)
         # the content SHA-256 of every row: `usrad predict --features` matches rows by content, never by an id
         write_feature_table(df, out_path, feature_table_metadata(params_path, content))
-    except BaseException:
-        if status is not None:
-            status.end(failed=True)
+    except BaseException as exc:
+        if status is not None:  # a failed (or interrupted: no line then) shard
+            status.end(failed=True, announce=isinstance(exc, Exception))
         raise
     if status is not None:
         status.end()

@@ -7,7 +7,7 @@ the stage's identity (the cohort table's and params' SHA-256 and the shard count
 files of the current stage (the identity of the latest-started shard: files of an earlier run with another
 cohort are ignored; unreadable or corrupt files are skipped) and :func:`format_line` writes one line::
 
-    extraction: 412/1,342 images (31 %), 3 of 16 shards done, 5.1 images/s, ETA 3 min
+    extraction: 412/1,342 images (31 %), 3 of 16 shards done, 11 not started, 5.1 images/s, ETA 3 min
 
 The rate is the stage's (images done by all shards / time since the first shard started), so is the ETA. The
 lowest-numbered running shard prints that line to stderr (the terminal of a local run) every
@@ -65,9 +65,10 @@ def read_statuses(folder) -> list[dict]:
 
 def summarize(statuses: list[dict], now: float) -> dict | None:
     """The stage's counters summed over its shards' statuses (None without any): ``images``, ``done``, ``cached``,
-    ``n_shards``, ``started`` (shards with a status), ``finished``, ``failed``, ``rate`` (images/s, NaN before the
+    ``n_shards``, ``started`` (shards with a status), ``finished``, ``failed``, ``running``, ``rate`` (images/s, NaN before the
     first image), ``eta`` and ``elapsed`` (seconds; ETA NaN when unknown, 0 when complete), ``stalled`` (seconds
-    since the last update of a running shard, 0 when none is running) and ``printer`` (the lowest running shard)."""
+    since the last update of a running shard, 0 when none is running) and ``printer`` (the lowest-numbered running
+    shard updated within :data:`STALLED_AFTER` s: a killed shard does not silence the others)."""
     if not statuses:
         return None
     stage = max(statuses, key=lambda s: (s["started"], s["shard"]))["stage"]
@@ -82,9 +83,10 @@ def summarize(statuses: list[dict], now: float) -> dict | None:
     eta = 0.0 if complete else (max(images - done, 0) / rate if rate > 0 else math.nan)
     return {"images": images, "done": done, "cached": sum(s["cached"] for s in shards), "n_shards": n_shards,
             "started": len(shards), "finished": finished, "failed": sum(s["failed"] for s in shards),
+            "running": len(running),
             "rate": rate, "eta": eta, "elapsed": elapsed,
             "stalled": max(now - max(s["updated"] for s in running), 0.0) if running else 0.0,
-            "printer": min((s["shard"] for s in running), default=None)}
+            "printer": min((s["shard"] for s in running if now - s["updated"] <= STALLED_AFTER), default=None)}
 
 
 def duration(seconds: float) -> str:
@@ -102,12 +104,13 @@ def format_line(summary: dict | None) -> str:
     s = summary
     line = (f"extraction: {s['done']:,}/{s['images']:,} images ({100 * s['done'] / max(s['images'], 1):.0f} %), "
             f"{s['finished']} of {s['n_shards']} shards done")
-    if s["failed"]:
-        line += f", {s['failed']} failed (see their logs)"
     if s["finished"] >= s["n_shards"]:
         return line + f" in {duration(s['elapsed'])}"
-    if s["started"] < s["n_shards"]:
-        line += f", {s['n_shards'] - s['started']} not started"
+    not_started = f", {s['n_shards'] - s['started']} not started" if s["started"] < s["n_shards"] else ""
+    if s["failed"]:  # the stage will not complete: no rate or ETA
+        running = f", {s['running']} still running" if s["running"] else ""
+        return line + f", {s['failed']} failed (see their logs)" + running + not_started
+    line += not_started
     if not math.isnan(s["rate"]):
         line += f", {s['rate']:.{1 if s['rate'] >= 1 else 2}f} images/s"
     line += f", ETA {duration(s['eta'])}" if not math.isnan(s["eta"]) else ", ETA unknown"
@@ -167,12 +170,13 @@ class ShardStatus:
             if summary is not None and summary["printer"] == self.state["shard"]:
                 self._print(summary)
 
-    def end(self, failed: bool = False) -> None:
-        """The shard's last status; the shard that completes the stage (or fails) prints the overall line."""
+    def end(self, failed: bool = False, announce: bool = True) -> None:
+        """The shard's last status; the shard that completes the stage (or fails) prints the overall line, unless
+        not ``announce`` (Ctrl-C)."""
         self.state.update(finished=not failed, failed=failed)
         self._write()
         summary = summarize(read_statuses(self.folder), self.clock())
-        if summary is not None and (failed or summary["finished"] >= summary["n_shards"]):
+        if announce and summary is not None and (failed or summary["finished"] >= summary["n_shards"]):
             self._print(summary)
 
     def _write(self) -> None:
