@@ -112,7 +112,7 @@ def format_line(summary: dict | None) -> str:
         return line + f", {s['failed']} failed (see their logs)" + running + not_started
     line += not_started
     if not math.isnan(s["rate"]):
-        line += f", {s['rate']:.{1 if s['rate'] >= 1 else 2}f} images/s"
+        line += f", {s['rate']:.{1 if s['rate'] >= 0.95 else 2}f} images/s"
     line += f", ETA {duration(s['eta'])}" if not math.isnan(s["eta"]) else ", ETA unknown"
     if s["stalled"] > STALLED_AFTER:
         line += f", no update for {duration(s['stalled'])}"
