@@ -325,12 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("progress", help="overall progress of a running feature extraction (all shards: images done, "
-                                        "rate, ETA), e.g. of a cluster run")
+    p = sub.add_parser("progress", help="overall progress of a running feature extraction (all shards: images "
+                                        "done, rate, ETA), e.g. of a cluster run")
     p.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder (default: "
                                                                       "%(default)s, config key results_dir)")
     p.add_argument("--watch", type=_positive_number, default=None, metavar="SECONDS",
-                   help="print the line every SECONDS until the extraction is complete or a shard failed (Ctrl-C stops)")
+                   help="print the line every SECONDS until the extraction is complete or a shard failed "
+                        "(Ctrl-C stops)")
     p.set_defaults(func=_cmd_progress)
     return parser
 

@@ -65,10 +65,11 @@ def read_statuses(folder) -> list[dict]:
 
 def summarize(statuses: list[dict], now: float) -> dict | None:
     """The stage's counters summed over its shards' statuses (None without any): ``images``, ``done``, ``cached``,
-    ``n_shards``, ``started`` (shards with a status), ``finished``, ``failed``, ``running``, ``rate`` (images/s, NaN before the
-    first image), ``eta`` and ``elapsed`` (seconds; ETA NaN when unknown, 0 when complete), ``stalled`` (seconds
-    since the last update of a running shard, 0 when none is running) and ``printer`` (the lowest-numbered running
-    shard updated within :data:`STALLED_AFTER` s: a killed shard does not silence the others)."""
+    ``n_shards``, ``started`` (shards with a status), ``finished``, ``failed``, ``running``, ``rate`` (images/s,
+    NaN before the first image), ``eta`` and ``elapsed`` (seconds; ETA NaN when unknown, 0 when complete),
+    ``stalled`` (seconds since the last update of a running shard, 0 when none is running) and ``printer`` (the
+    lowest-numbered running shard updated within :data:`STALLED_AFTER` s: a killed shard does not silence the
+    others)."""
     if not statuses:
         return None
     stage = max(statuses, key=lambda s: (s["started"], s["shard"]))["stage"]
