@@ -20,11 +20,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+	$(BIN)/snakemake --cores $(CORES)
 
 # The demo plus Harrell's optimism-corrected bootstrap of each task (10 resamples): both internal validations.
 demo-bootstrap: install
-	$(BIN)/snakemake --cores $(CORES) --printshellcmds --configfile config/demo-bootstrap.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo-bootstrap.yaml
 
 paper: install
 	$(BIN)/snakemake --cores $(CORES) paper

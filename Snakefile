@@ -32,3 +32,7 @@ rule all:
 rule paper:
     input:
         paper_targets(),
+
+
+# Every rule is known now: give each job its one-line terminal message (rules/common.smk).
+set_job_messages(workflow.rules)

@@ -519,3 +519,23 @@ def predict_targets():
 def results_prefix(wildcards, output):
     """The results folder (config results_dir), from the summary's own output path results_dir/report/summary.md."""
     return str(Path(output.md).parent.parent)
+
+
+def job_message(name, wildcard_names, has_log):
+    """The terminal line of a job: its rule, wildcards and log (filled in by Snakemake when the job starts)."""
+    wildcards = ", ".join(f"{w}={{wildcards.{w}}}" for w in wildcard_names)
+    return (
+        name
+        + (f" ({wildcards})" if wildcards else "")
+        + (", log {log}" if has_log else "")
+    )
+
+
+def set_job_messages(rules):
+    """One short terminal line per job (job_message) instead of Snakemake's lists of every input, output and
+    resource of it, thousands of characters wide for the report rules. A rule's own `message:` is kept; a failed
+    job is still reported in full (files, log) and its log printed (profiles/default: show-failed-logs).
+    """
+    for r in rules:
+        if r.message is None:
+            r.message = job_message(r.name, sorted(r.wildcard_names), bool(r.log))

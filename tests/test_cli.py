@@ -165,6 +165,17 @@ def test_busbra_manifest_writes_every_image_of_whole_patients(tmp_path, capsys):
     assert "(12 images of 6 patients)" in stdout
 
 
+def test_progress_prints_the_extraction_stages_line_from_the_shards_status_files(tmp_path, capsys):
+    from test_progress import status, write_statuses
+
+    from usrad.extract.progress import STATUS_DIR
+
+    write_statuses(tmp_path / STATUS_DIR, [status(i, 25, 25, finished=True, updated=1120.0 + i) for i in range(4)])
+    code, stdout, err = run(["progress", tmp_path], capsys)
+    assert code == 0, err
+    assert stdout == "extraction: 100/100 images (100 %), 4 of 4 shards done in 2 min\n"
+
+
 def test_every_subcommand_has_a_test_here_that_runs_it():
     """A new subcommand without a test in this module that runs it fails."""
     source = Path(__file__).read_text()

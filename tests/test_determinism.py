@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_faults import light_radiomics_params
+from test_terminal import terminal_problems
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +40,13 @@ def light_config(workdir: Path) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
-def run(workdir: Path, cores: int, hash_seed: str) -> None:
+def run(workdir: Path, cores: int, hash_seed: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
            str(workdir / "config.yaml"), "--cores", str(cores), "--set-threads", "fit_task=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout + proc.stderr
 
 
 def digests(workdir: Path) -> dict[str, str]:
@@ -60,16 +62,16 @@ def digests(workdir: Path) -> dict[str, str]:
 def two_runs(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("determinism") / "work"  # one folder: absolute paths in tables agree
     light_config(workdir)
-    run(workdir, cores=2, hash_seed="1")
+    terminal = run(workdir, cores=2, hash_seed="1")
     first = digests(workdir)
     shutil.rmtree(workdir / "results")
     shutil.rmtree(workdir / ".snakemake")
     run(workdir, cores=1, hash_seed="2")
-    return first, digests(workdir)
+    return first, digests(workdir), terminal, workdir
 
 
 def test_every_output_of_two_identical_runs_is_byte_identical(two_runs):
-    a, b = two_runs
+    a, b, _, _ = two_runs
     assert sorted(a) == sorted(b)
     for must in ("results/report/rulegraph.dot", "results/report/figures/workflow.pdf",
                  "results/report/figures/workflow.png", "results/report/summary.md",
@@ -77,3 +79,14 @@ def test_every_output_of_two_identical_runs_is_byte_identical(two_runs):
         assert must in a, f"{must} was not produced"
     differ = [name for name in a if a[name] != b[name]]
     assert not differ, f"differ between two runs of the same config and seed: {differ}"
+
+
+def test_the_terminal_shows_short_job_lines_and_the_extraction_stages_progress(two_runs):
+    """What `make demo` shows (profiles/default): no line over 200 characters, no `Shell command: None`, and the
+    extraction's overall line from the shards' status files (results/logs/extract/progress/, not compared)."""
+    _, _, terminal, workdir = two_runs
+    assert terminal_problems(terminal) == []
+    lines = [line for line in terminal.splitlines() if line.startswith("extraction: ")]
+    assert lines and lines[-1].startswith("extraction: 48/48 images (100 %), 2 of 2 shards done in "), lines
+    assert sorted(p.name for p in (workdir / "results" / "logs" / "extract" / "progress").iterdir()) == [
+        "000.json", "001.json"]

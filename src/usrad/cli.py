@@ -1,4 +1,4 @@
-"""Command-line entry point: `usrad simulate | validate | extract | predict | busbra-manifest` (and `--version`).
+"""Command-line entry point: `usrad simulate | validate | extract | predict | busbra-manifest | progress`, `--version`.
 
 A user's mistake ends in one message on stderr and exit status 2, never a traceback: a bad option value
 (argparse), a :class:`~usrad.errors.UsradError`, or an ``OSError`` on a path the user gave. The paths a
@@ -241,6 +241,17 @@ def _cmd_busbra(args) -> int:
     return 0
 
 
+def _cmd_progress(args) -> int:
+    from .extract import stage_line, watch
+
+    _refuse("progress", input_folder(args.results_dir, "RESULTS_DIR"))
+    if args.watch is None:
+        print(stage_line(args.results_dir))
+    else:
+        watch(args.results_dir, args.watch)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- parser
 def _whole(minimum: int):
     def parse(text: str) -> int:
@@ -313,6 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="feature cache (e.g. results/features/cache)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("progress", help="overall progress of a running feature extraction (all shards: images "
+                                        "done, rate, ETA), e.g. of a cluster run")
+    p.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder (default: "
+                                                                      "%(default)s, config key results_dir)")
+    p.add_argument("--watch", type=_positive_number, default=None, metavar="SECONDS",
+                   help="print the line every SECONDS until the extraction is complete or a shard failed "
+                        "(Ctrl-C stops)")
+    p.set_defaults(func=_cmd_progress)
     return parser
 
 

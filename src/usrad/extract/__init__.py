@@ -18,13 +18,18 @@
   That is how adding one patient re-extracts only that patient although the shard jobs rerun (and some
   patients move to a neighbouring shard).
 
+* With ``status_dir``, each shard of :func:`extract_shard` writes its counters to a small status file, and the
+  stage's overall progress (images done over all shards, rate, ETA) is printed to stderr and by ``usrad progress``
+  (:mod:`~usrad.extract.progress`).
+
 ``config/radiomics.yaml`` alone decides what is extracted; nothing here overrides its settings.
 
 Modules: :mod:`~usrad.extract.shards` (patients to shards), :mod:`~usrad.extract.digests` (file and row
 content SHA-256), :mod:`~usrad.extract.fastbins` (numpy bin edges for PyRadiomics), :mod:`~usrad.extract.extractor`
 (the PyRadiomics extractor), :mod:`~usrad.extract.provenance` (a feature table's metadata),
-:mod:`~usrad.extract.cache` (the per-image cache), :mod:`~usrad.extract.perturbed` (perturbed masks) and
-:mod:`~usrad.extract.batch` (the cohort and shard extraction). This package only re-exports their public API.
+:mod:`~usrad.extract.cache` (the per-image cache), :mod:`~usrad.extract.perturbed` (perturbed masks),
+:mod:`~usrad.extract.progress` (the stage's overall progress) and :mod:`~usrad.extract.batch` (the cohort and shard
+extraction). This package only re-exports their public API.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from .digests import READERS, content_sha256, file_sha256, pixel_spacing, row_co
 from .extractor import EXTRACTION_ERRORS, MASK_FREE_IMAGE_TYPES, Extractor, get_extractor
 from .fastbins import bin_edges, fast_bin_edges
 from .perturbed import perturbation_settings, perturbed_mask
+from .progress import ShardStatus, stage_line, status_dir, watch
 from .provenance import feature_table_metadata, provenance
 from .shards import assign_shards, shard_key, shard_rows
 
@@ -42,5 +48,6 @@ __all__ = [
     "SUMMARY_TAG", "extract_cohort", "extract_shard", "CACHE_FORMAT", "CacheWarning", "cache_key", "READERS",
     "content_sha256", "file_sha256", "pixel_spacing", "row_content", "EXTRACTION_ERRORS", "MASK_FREE_IMAGE_TYPES",
     "Extractor", "get_extractor", "bin_edges", "fast_bin_edges", "perturbation_settings", "perturbed_mask",
-    "feature_table_metadata", "provenance", "assign_shards", "shard_key", "shard_rows",
+    "feature_table_metadata", "provenance", "assign_shards", "shard_key", "shard_rows", "ShardStatus", "stage_line",
+    "status_dir", "watch",
 ]

@@ -24,6 +24,7 @@ from .cache import cache_key, cache_load, cache_store
 from .digests import READERS, content_sha256, file_sha256, given, pixel_spacing
 from .extractor import Extractor, get_extractor
 from .perturbed import perturbation_settings, perturbed_mask, perturbed_sha
+from .progress import ShardStatus, stage_identity
 from .provenance import feature_table_metadata
 from .shards import shard_rows
 
@@ -37,13 +38,15 @@ def _locate(err: UsradError, patient: str, column: str, file: str) -> list[Probl
 
 
 class _Progress:
-    def __init__(self, total: int, log, enabled: bool, every: int = 10):
-        self.total, self.log, self.enabled, self.every = total, log, enabled, every
+    def __init__(self, total: int, log, enabled: bool, every: int = 10, status: ShardStatus | None = None):
+        self.total, self.log, self.enabled, self.every, self.status = total, log, enabled, every, status
         self.start = time.perf_counter()
         self.done = 0
 
     def step(self, cached: int) -> None:
         self.done += 1
+        if self.status is not None:
+            self.status.update(self.done, cached)
         if not self.enabled or (self.done % self.every and self.done != self.total):
             return
         elapsed = time.perf_counter() - self.start
@@ -144,7 +147,8 @@ class _Extraction:
 
 
 def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progress: bool = True,
-                   log=None, perturbation=None, content: dict | None = None) -> pd.DataFrame:
+                   log=None, perturbation=None, content: dict | None = None,
+                   status: ShardStatus | None = None) -> pd.DataFrame:
     """Feature table rows (see :mod:`usrad.features`) for every image × reader of a normalised cohort table.
 
     Every image is read once; its reader masks are extracted from that one image. All bad images/masks
@@ -152,14 +156,15 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
     extracted before the error stay in the cache. ``log`` is a text stream (default stderr): a progress
     line every 10 images and a final ``usrad-extract-summary {json}`` line with the summed in-process
     PyRadiomics time. The same summary is in ``df.attrs["extraction"]``. ``content``: a dict filled with the
-    content SHA-256 of every row (``{(patient_id, image_id, reader): sha}``, :func:`content_sha256`).
+    content SHA-256 of every row (``{(patient_id, image_id, reader): sha}``, :func:`content_sha256`). ``status``:
+    the shard's status file (:mod:`usrad.extract.progress`), updated after every image.
     """
     log = log if log is not None else sys.stderr
     wall_start = time.perf_counter()
     run = _Extraction(get_extractor(params_path), Path(cache_dir) if cache_dir is not None else None, perturbation)
     rows: list[dict] = []
     names: list[str] | None = None
-    bar = _Progress(len(cohort_df), log, progress)
+    bar = _Progress(len(cohort_df), log, progress, status=status)
 
     for rec in cohort_df.to_dict("records"):
         patient, image_id = str(rec["patient_id"]), str(rec["image_id"])
@@ -207,20 +212,31 @@ def _feature_frame(rows: list[dict], names: list[str]) -> pd.DataFrame:
 
 
 def extract_shard(cohort_path, params_path, shard: int, n_shards: int, out_path, cache_dir=None, log=None,
-                  perturbation=None) -> pd.DataFrame:
+                  perturbation=None, status_dir=None) -> pd.DataFrame:
     """Extract the patients of one shard of the cohort table and write their feature table to ``out_path``.
 
     A shard without patients gets an empty table with the full columns and metadata, so the merge is uniform.
+    With ``status_dir``, the shard's counters go to its status file there and the stage's overall progress line
+    to stderr (:mod:`usrad.extract.progress`).
     """
     log = log if log is not None else sys.stderr
     cohort = read_cohort_table(cohort_path)
     rows = shard_rows(cohort, shard, n_shards)
     log.write(f"extract: shard {shard}/{n_shards}: {rows['patient_id'].nunique()} patients, {len(rows)} images\n")
+    status = None if status_dir is None else ShardStatus(
+        status_dir, shard, n_shards, len(cohort), len(rows), stage_identity(cohort_path, params_path, n_shards))
     content: dict = {}
-    df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log, perturbation=perturbation,
-                        content=content)
-    # the content SHA-256 of every row: `usrad predict --features` matches rows by content, never by an id
-    write_feature_table(df, out_path, feature_table_metadata(params_path, content))
+    try:
+        df = extract_cohort(rows, params_path, cache_dir=cache_dir, progress=True, log=log, perturbation=perturbation,
+                            content=content, status=status)
+        # the content SHA-256 of every row: `usrad predict --features` matches rows by content, never by an id
+        write_feature_table(df, out_path, feature_table_metadata(params_path, content))
+    except BaseException as exc:
+        if status is not None:  # a failed (or interrupted: no line then) shard
+            status.end(failed=True, announce=isinstance(exc, Exception))
+        raise
+    if status is not None:
+        status.end()
     return df
 
 
