@@ -17,12 +17,16 @@ MAX_LINE = 200
 
 def terminal_problems(text: str) -> list[str]:
     """Lines of a run's terminal output a user should not see: wider than MAX_LINE characters (except the
-    `Command:` line, which echoes the user's own command) or Snakemake 9's `Shell command: None`."""
+    `Command:` line, which echoes the user's own command, and the rule names of a dry run's closing summary) or
+    Snakemake 9's `Shell command: None`."""
     problems = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        # a dry run's closing "Reasons:" block lists rule names (one line per reason, growing with the rules)
+        rule_names = i and lines[i - 1].rstrip().endswith(":") and re.fullmatch(r" {8}\w+(, \w+)*", line)
         if "Shell command" in line:
             problems.append(f"shell command line: {line[:120]}")
-        elif len(line) > MAX_LINE and not line.lstrip().startswith("Command: "):
+        elif len(line) > MAX_LINE and not line.lstrip().startswith("Command: ") and not rule_names:
             problems.append(f"{len(line)} characters: {line[:120]}...")
     return problems
 
@@ -46,3 +50,6 @@ def test_a_dry_run_of_the_demo_shows_one_short_line_per_job(tmp_path):
 def test_long_lines_and_shell_command_lines_are_found():
     assert terminal_problems("Job 1: simulate\n  Command: snakemake " + "x" * 300) == []
     assert len(terminal_problems("Shell command: None\n    input: " + "results/a.tsv, " * 20)) == 2
+    names = ", ".join(f"rule_{k}" for k in range(30))
+    assert terminal_problems(f"    output files have to be generated:\n        {names}") == []
+    assert len(terminal_problems(f"    output: {names}")) == 1
