@@ -118,14 +118,16 @@ def fit_config(wildcards):
 
 
 def evaluation_config():
-    """Keys evaluate_task reads: seed, the clinical predictors, modelling (evaluation_settings, LASSO scoring), the
-    split's test size (evaluation_settings)."""
+    """Keys evaluate_task reads: seed, the clinical predictors and missing-value rule, modelling (evaluation_settings,
+    LASSO scoring), the split's test size (evaluation_settings)."""
     clinical = config["clinical"]
     return canonical(
         {
             "seed": config["seed"],
             "modelling": fitting_modelling(),
-            "clinical": {k: clinical[k] for k in ("predictors", "categorical")},
+            "clinical": {
+                k: clinical[k] for k in ("predictors", "categorical", "missing")
+            },
             "split": {"test_size": config["split"]["test_size"]},
         }
     )

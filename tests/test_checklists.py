@@ -144,3 +144,17 @@ def test_feature_dictionary_gives_the_ibsi_code_where_one_exists(run):
     assert tuple(d.loc["log-sigma-1-0-mm-3D_gldm_DependenceEntropy", ["image_type", "feature_class"]]) == (
         "log-sigma-1-0-mm-3D", "gldm")
     assert feature_dictionary(["original_ngtdm_Busyness"])["ibsi_code"].tolist() == ["NQ30"]
+
+
+def test_missing_data_items_count_the_missing_clinical_values_per_predictor(tmp_path):
+    _results_tree(tmp_path)
+    pd.DataFrame({"patient_id": ["a", "b", "c"], "age": ["50", "", "60"], "ki67": ["0.2", "", ""],
+                  "us_size_mm": ["1", "2", "3"], "other": ["", "", ""]}).to_csv(
+        tmp_path / "results" / "cohort" / "cohort.tsv", sep="\t", index=False)
+    tables = write_checklists(tmp_path, "results", [TASK], {}, tmp_path / "out")
+    for name, item in (("clear", "29"), ("tripod_ai", "11")):
+        row = tables[name].set_index("item").loc[item]
+        assert row["status"] == "filled", (name, row["value"])
+        assert row["value"].startswith("3 missing clinical values in 3 images (age 1, ki67 2); clinical.missing: "
+                                       "refuse"), row["value"]  # 'other' is not a predictor of config.yaml
+        assert "results/cohort/cohort.tsv" in row["source"]

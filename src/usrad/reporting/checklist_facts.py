@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from ..tables import read_table
 from .sources import fmt_value, resolve_source, settings_value
 
@@ -86,6 +88,24 @@ def _task_facts(root: Path, results: str, task: str) -> dict[str, str]:
                                 for s, r in pf[pf["model"] == head].set_index("split").iterrows())}
 
 
+def missing_data_fact(root: Path, results: str, settings: str) -> Fact:
+    """How many clinical values the cohort table lacks (per predictor) and what the run did with them; image features
+    are never missing (a failed extraction stops the run naming the patient and file)."""
+    cohort = f"{results}/cohort/cohort.tsv"
+    kv = read_table(root / settings, all_text=True).set_index("key")["value"]  # older runs lack the two keys
+    predictors = [p for p in kv.get("clinical_predictors", "").split(",") if p]
+    table = read_table(root / cohort, all_text=True) if (root / cohort).exists() else pd.DataFrame()
+    counts = {p: int((table[p].str.strip() == "").sum()) for p in predictors if p in table.columns}
+    rule = kv.get("clinical_missing", "refuse")
+    what = {"refuse": "a missing value is refused when the manifest is validated (no patient dropped silently)",
+            "impute": "imputed (median / most frequent level) inside the pipeline, fitted on training rows only"}
+    amount = (f"{sum(counts.values())} missing clinical values in {len(table)} images"
+              + (f" ({', '.join(f'{p} {n}' for p, n in counts.items() if n)})" if any(counts.values()) else "")
+              if counts else "no clinical predictors")
+    return Fact(f"{amount}; clinical.missing: {rule}: {what.get(rule, rule)}; image features: none missing (an "
+                "image whose extraction fails stops the run, naming the patient and file)", [settings, cohort])
+
+
 def modelling_facts(root: Path, results: str, tasks) -> dict[str, Fact]:
     """Robustness, selection, sample size, split, tuning, metrics, calibration, comparisons, availability."""
     settings = f"{results}/{tasks[0]}/tables/evaluation_settings.tsv"
@@ -136,6 +156,7 @@ def modelling_facts(root: Path, results: str, tasks) -> dict[str, Fact]:
         "external": Fact(f"external set of {ct.loc['external', 'patients']} patients", [counts])
         if "external" in ct.index else Fact("no external test set in this run", [counts], met=False),
         "interpretability": Fact("SHAP importance of the best classifier", files["tables/shap_importance.tsv"]),
+        "missing_data": missing_data_fact(root, results, settings),
         "single_set": Fact("one imaging set: B-mode ultrasound images, no multi-parametric input", [f"{results}/cohort/cohort.tsv"]),
     }
     if bundle.get("clinical_selected"):

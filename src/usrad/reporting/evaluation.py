@@ -114,6 +114,8 @@ def evaluation_settings(cfg: Mapping, n_boot: int, seed: int, bundles: Mapping[s
         "classifiers": ",".join(ms["classifiers"]),
         "search_spaces": json.dumps({m: _space(m, ms) for m in ms["classifiers"]}, sort_keys=True),
         "test_size": ((cfg or {}).get("split") or {}).get("test_size", ""),
+        "clinical_predictors": ",".join(((cfg or {}).get("clinical") or {}).get("predictors") or []),
+        "clinical_missing": ((cfg or {}).get("clinical") or {}).get("missing", "refuse"),
     }
     return pd.DataFrame({"key": list(rows), "value": [str(v) for v in rows.values()]})
 
