@@ -422,7 +422,7 @@ def paper_targets():
 
 
 def checklist_study():
-    """The config keys of the checklists (the `study` section, docs/checklists.md)."""
+    """The `study` section (docs/checklists.md): read by the checklists and the summary's Study section."""
     return config_part("study")
 
 

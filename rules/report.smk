@@ -136,6 +136,7 @@ rule summary:
         results_dir=results_prefix,
         radiomics_only=radiomics_only(),
         task_configs=task_entries(),
+        study=checklist_study(),
     script:
         "../workflow/scripts/summary.py"
 

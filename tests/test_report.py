@@ -533,3 +533,19 @@ def test_summary_words_each_task_from_its_config_and_has_no_clinical_comparison_
     md, _ = write_summary(root, [TASK], tmp_path / "summary.md", tmp_path / "sources.tsv", demo=True,
                           ground_truth=gt, radiomics_only=True, task_configs=[demo_task])
     assert "vs clinical" not in md and "combined vs" not in md
+
+
+def test_summary_shows_the_study_texts_that_are_set_escaped_in_html(workdir, tmp_path):
+    root, gt = workdir["root"], workdir["gt"]
+    study = {"eligibility": "Women with T1-2 invasive\n  breast cancer, 2019-2022", "ethics": "IRB <b>2024-17</b>",
+             "funding": "", "fully_automated_segmentation": False}
+    md, _ = write_summary(root, [TASK], tmp_path / "summary.md", tmp_path / "sources.tsv", demo=True,
+                          ground_truth=gt, out_html=tmp_path / "summary.html", study=study)
+    section = md.split("## Study\n", 1)[1].split("## Methods", 1)[0]
+    assert "**Eligibility.** Women with T1-2 invasive breast cancer, 2019-2022" in section  # one line
+    assert section.index("Eligibility") < section.index("Ethics") and "Funding" not in section
+    html_text = (tmp_path / "summary.html").read_text()
+    assert "IRB &lt;b&gt;2024-17&lt;/b&gt;" in html_text and "<b>2024-17" not in html_text
+    md, _ = write_summary(root, [TASK], tmp_path / "summary.md", tmp_path / "sources.tsv", demo=True,
+                          ground_truth=gt, study={})
+    assert "## Study" not in md

@@ -12,4 +12,4 @@ with rule_errors(smk):
     write_summary(".", smk.params.tasks, smk.output.md, smk.output.sources, out_html=smk.output.html,
                   demo=smk.params.demo, ground_truth=gt[0] if gt else None,
                   results_dir=smk.params.results_dir, radiomics_only=smk.params.radiomics_only,
-                  task_configs=smk.params.task_configs)
+                  task_configs=smk.params.task_configs, study=smk.params.study)

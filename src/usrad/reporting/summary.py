@@ -18,7 +18,7 @@ from .sources import Sources, resolve_source, settings_value
 from .style import model_label, write_table
 from .summary_methods import (
     SummaryContext, cohort_lines, evaluation_lines, extraction_lines, header_lines, modelling_lines, qc_lines,
-    reproducibility_lines
+    reproducibility_lines, study_lines
 )
 from .tables import oracle_auc_rows
 from .wording import task_wording
@@ -37,13 +37,14 @@ METRIC_LABELS = {"auc": "AUC", "sensitivity": "Sensitivity", "specificity": "Spe
 def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None, demo: bool = True,
                   ground_truth=None, results_dir: str = "results",
                   radiomics_only: bool | None = None,
-                  task_configs: Sequence[dict] | None = None) -> tuple[str, pd.DataFrame]:
+                  task_configs: Sequence[dict] | None = None, study: dict | None = None) -> tuple[str, pd.DataFrame]:
     """The methods-and-results summary (markdown, optional HTML) and its sources table.
 
     ``radiomics_only`` (None: no ``clinical`` bundle in the first task) says that only the rad-score and the
     radiomics classifiers were fitted: the text says so, and the comparison with the reference study (whose
     headline model is the combined one) and the combined-vs-clinical comparison are left out. ``task_configs`` (the
-    config's ``tasks`` items) word each task's heading with its outcome (:func:`usrad.reporting.wording.task_wording`).
+    config's ``tasks`` items) word each task's heading with its outcome (:func:`usrad.reporting.wording.task_wording`);
+    ``study`` (the config's ``study`` section) gives the Study section (:func:`study_lines`).
 
     ``root`` is the working directory holding ``results/``; every number in the text is read from a
     results file by :func:`resolve_source` and listed in ``out_sources``. Writes
@@ -60,7 +61,7 @@ def write_summary(root, tasks: Sequence[str], out_md, out_sources, out_html=None
     c = SummaryContext(root=root, results=results, sources=Sources(root), demo=demo, radiomics_only=radiomics_only,
                  feat=f"{results}/features/features.parquet", counts=f"{results}/report/cohort_counts.tsv",
                  settings=f"{results}/{tasks[0]}/tables/evaluation_settings.tsv")
-    lines = header_lines(c) + ["## Methods", ""]
+    lines = header_lines(c) + study_lines(study) + ["## Methods", ""]
     for step in (cohort_lines, qc_lines, extraction_lines, reproducibility_lines, modelling_lines, evaluation_lines):
         lines += step(c)
     lines += ["## Results", ""]

@@ -49,6 +49,30 @@ def header_lines(c: SummaryContext) -> list[str]:
     return lines
 
 
+#: The ``study.*`` texts the summary shows, in this order, with their headings (the schema documents each key).
+STUDY_HEADINGS = {
+    "title": "Title", "design": "Design", "intended_use": "Intended use", "eligibility": "Eligibility",
+    "centres": "Centres", "dates": "Dates", "outcome": "Outcome", "reference_standard": "Reference standard",
+    "reference_interval": "Time between imaging and reference standard", "imaging_protocol": "Imaging protocol",
+    "segmentation": "Segmentation", "readers": "Readers", "ethics": "Ethics", "registration": "Registration",
+    "protocol": "Protocol", "funding": "Funding", "conflicts_of_interest": "Conflicts of interest",
+    "public_involvement": "Public involvement", "data_availability": "Data availability",
+    "code_availability": "Code availability"}
+
+
+def study_lines(study) -> list[str]:
+    """The study as its authors describe it (the ``study.*`` texts that are set, each on one line, shown as written;
+    the HTML escapes them); no section when none is set."""
+    items = [(head, " ".join(study[key].split())) for key, head in STUDY_HEADINGS.items()
+             if isinstance((study or {}).get(key), str) and study[key].strip()]
+    if not items:
+        return []
+    lines = ["## Study", "", "As the authors describe it (config `study.*`; the run does not check these texts).", ""]
+    for head, text in items:
+        lines += [f"**{head}.** {text}", ""]
+    return lines
+
+
 def cohort_lines(c: SummaryContext) -> list[str]:
     """Cohort and split (and the external set when there is one)."""
     root, results, sources = c.root, c.results, c.sources
