@@ -61,10 +61,10 @@ def small_features(small_cohort, default_config, small_feature_cache):
 #: Test modules, longest first (minutes on the 2-core CI machine, measured with `pytest --durations=0`): with
 #: `make test`'s two pytest-xdist workers taking a whole module at a time in this order, the long modules start
 #: early and the two workers finish together. Unlisted modules (seconds each) follow in their usual order.
-LONGEST_FIRST = ["test_slurm.py", "test_workflow.py", "test_demo_accuracy.py", "test_determinism.py",
-                 "test_internal_validation.py", "test_models.py", "test_honest_risk.py", "test_radiomics_only.py",
-                 "test_null_signature.py", "test_metrics_clustered.py", "test_faults.py", "test_busbra.py",
-                 "test_rule_params.py", "test_card.py"]
+LONGEST_FIRST = ["test_slurm.py", "test_internal_validation.py", "test_workflow.py", "test_honest_risk.py",
+                 "test_demo_accuracy.py", "test_radiomics_only.py", "test_determinism.py", "test_busbra.py",
+                 "test_null_signature.py", "test_card.py", "test_models.py", "test_faults.py", "test_report.py",
+                 "test_rule_params.py"]
 
 
 def pytest_collection_modifyitems(config, items):
