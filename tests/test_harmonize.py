@@ -1,0 +1,175 @@
+"""ComBatHarmonizer on known truth: a per-device additive + multiplicative shift is removed (the device can no longer
+be predicted from the features), the outcome signal and a protected covariate's effect are kept, the numbers equal
+neuroHarmonize's learn/apply, unseen devices are refused (or passed through when chosen), and it is deterministic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from usrad.bundle import TRUSTED_TYPES, types_in
+from usrad.errors import UsradError
+from usrad.selection import ComBatHarmonizer
+
+REFERENCE = Path(__file__).parent / "data" / "combat_reference.csv"
+
+
+def _cohort(n=240, p=30, seed=0, age_confounded=False, gain=(0.5, 2.0)):
+    """(X with the device effect, X without it, y, age): 3 devices, y independent of device, 4 signal features
+    shifted by 0.9 SD in y = 1, 3 features with a slope 0.05 per year of age; every feature gets a per-device
+    offset ~ N(0, 1.5) and gain ~ U(*gain)."""
+    rng = np.random.default_rng(seed)
+    device = np.array(["dev_a", "dev_b", "dev_c"])[np.arange(n) % 3]
+    y = (rng.permutation(n) % 2).astype(int)
+    age = rng.normal(55, 10, n) + (np.where(device == "dev_c", 12.0, 0.0) if age_confounded else 0.0)
+    clean = rng.normal(size=(n, p))
+    clean[:, :4] += 0.9 * y[:, None]
+    clean[:, 4:7] += 0.05 * (age[:, None] - 55)
+    X = clean.copy()
+    for d in np.unique(device):
+        rows = device == d
+        X[rows] = X[rows] * rng.uniform(*gain, p) + rng.normal(0, 1.5, p)
+    index = pd.MultiIndex.from_arrays([[f"P{i:03d}" for i in range(n)], device], names=["patient_id", "device"])
+    cols = [f"f{j:02d}" for j in range(p)]
+    return (pd.DataFrame(X, index=index, columns=cols), pd.DataFrame(clean, index=index, columns=cols), y,
+            pd.Series(age, index=index, name="age"))
+
+
+def _cv_auc(steps, X, target, seed=0):
+    """Cross-validated AUC (one-vs-rest for a multi-class target) of ``steps -> scaler -> logistic``; every step
+    is fitted on the training folds only."""
+    model = make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=2000))
+    proba = cross_val_predict(model, X, target, cv=StratifiedKFold(5, shuffle=True, random_state=seed),
+                              method="predict_proba")
+    return roc_auc_score(target, proba if proba.shape[1] > 2 else proba[:, 1], multi_class="ovr")
+
+
+def test_harmonisation_removes_a_known_device_effect_and_keeps_the_signal():
+    X, clean, y, _ = _cohort()
+    device = X.index.get_level_values("device").to_numpy()
+    before = _cv_auc([], X, device)
+    after = _cv_auc([ComBatHarmonizer(by="device")], X, device)
+    assert before > 0.9 and after < 0.6, (before, after)
+    truth = _cv_auc([], clean, y)  # y is not confounded with the device: harmonising must not lose it
+    harmonised = _cv_auc([ComBatHarmonizer(by="device")], X, y)
+    assert abs(harmonised - truth) < 0.03, (truth, harmonised)
+
+
+def test_a_protected_covariate_keeps_its_effect_when_it_is_confounded_with_the_device():
+    """Additive device effects only: ComBat's covariate effect is common to the devices, which a per-device gain
+    on the features (the other tests) would break for the age slope itself."""
+    X, clean, _, age = _cohort(age_confounded=True, gain=(1.0, 1.0))  # dev_c's patients are 12 years older
+    Xa = X.assign(age=age)  # a column: consumed by the step, not in its output
+    cols = ["f04", "f05", "f06"]  # slope 0.05 per year
+
+    def age_r(frame):
+        return np.mean([np.corrcoef(age, frame[c])[0, 1] for c in cols])
+
+    protected = ComBatHarmonizer(by="device", covariates=["age"]).fit_transform(Xa)
+    unprotected = ComBatHarmonizer(by="device").fit_transform(X)  # age, a column of Xa, would be a feature
+    assert list(protected.columns) == list(unprotected.columns) == list(X.columns)
+    truth = age_r(clean)
+    assert abs(age_r(protected) - truth) < 0.05 < truth - age_r(unprotected), (truth, age_r(protected),
+                                                                               age_r(unprotected))
+
+
+def test_fit_on_train_rows_and_apply_to_test_rows_equal_neuroharmonize():
+    """tests/data/combat_reference.csv: inputs (part, device, age, f0..f5) and neuroHarmonize 2.5.2's output
+    (h0..h5) of ``harmonizationLearn`` on the train rows (covariate age) and ``harmonizationApply`` on the test
+    rows; :func:`_library_reference` is the script that wrote it."""
+    ref = pd.read_csv(REFERENCE)
+    X = ref.set_index(["part", "device"])[["age"] + [f"f{j}" for j in range(6)]]
+    train = X.index.get_level_values("part") == "train"
+    h = ComBatHarmonizer(by="device", covariates=["age"]).fit(X[train])
+    got = np.vstack([h.transform(X[train]), h.transform(X[~train])])
+    want = np.vstack([ref.loc[train, [f"h{j}" for j in range(6)]], ref.loc[~train, [f"h{j}" for j in range(6)]]])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert np.abs(want - X[[f"f{j}" for j in range(6)]].to_numpy()[np.r_[np.flatnonzero(train),
+                                                                          np.flatnonzero(~train)]]).max() > 1
+
+
+def _library_reference():  # pragma: no cover - the generator of the stored reference (needs neuroHarmonize 2.5.2)
+    from neuroHarmonize import harmonizationApply, harmonizationLearn
+    rng = np.random.default_rng(2007)
+    n, p = 60, 6
+    device = rng.permutation(np.repeat(["A", "B", "C"], [24, 18, 18]))
+    age = rng.integers(30, 80, n).astype(float)
+    X = rng.normal(size=(n, p)) + 0.03 * age[:, None]
+    for d, (g, o) in {"A": (1.0, 0.0), "B": (1.6, 0.8), "C": (0.6, -0.5)}.items():
+        X[device == d] = X[device == d] * g + o
+    rank = pd.Series(device).groupby(device).cumcount().to_numpy()
+    part = np.where(rank < np.vectorize({"A": 19, "B": 13, "C": 13}.get)(device), "train", "test")
+    cov = pd.DataFrame({"SITE": device, "age": age})
+    tr = part == "train"
+    model, h_train = harmonizationLearn(X[tr], cov[tr].reset_index(drop=True))
+    H = np.empty_like(X)
+    H[tr], H[~tr] = h_train, harmonizationApply(X[~tr], cov[~tr].reset_index(drop=True), model)
+    df = pd.DataFrame({"part": part, "device": device, "age": age})
+    for j in range(p):
+        df[f"f{j}"] = X[:, j]
+    for j in range(p):
+        df[f"h{j}"] = H[:, j]
+    return df
+
+
+def test_the_stored_reference_is_what_neuroharmonize_writes():
+    pytest.importorskip("neuroHarmonize")
+    pd.testing.assert_frame_equal(_library_reference(), pd.read_csv(REFERENCE), rtol=1e-12)
+
+
+def test_an_unseen_device_is_refused_naming_it_or_passed_through_when_chosen():
+    X, _, _, _ = _cohort(n=90, p=8)
+    train = X.index.get_level_values("device") != "dev_c"
+    h = ComBatHarmonizer(by="device").fit(X[train])
+    with pytest.raises(UsradError, match=r"value\(s\) of 'device' not seen in the training rows: \['dev_c'\]"):
+        h.transform(X)
+    ident = ComBatHarmonizer(by="device", unseen="identity").fit(X[train])
+    out = ident.transform(X)
+    pd.testing.assert_frame_equal(out[~train], X[~train])  # the new device: exactly as given
+    pd.testing.assert_frame_equal(out[train], h.transform(X[train]))
+    assert not np.allclose(out[train], X[train])
+    with pytest.raises(UsradError, match="'centre' is neither an index level nor a column"):
+        ComBatHarmonizer(by="centre").fit(X)
+    with pytest.raises(UsradError, match=r"fewer than 2 training rows: \['dev_c'\]"):
+        ComBatHarmonizer(by="device").fit(X[train | (np.arange(90) == 2)])
+
+
+def test_copies_get_their_features_correction_and_the_fit_is_deterministic():
+    X, _, y, _ = _cohort(n=90, p=8)
+    XX = X.assign(**{"f00@r2": X["f00"] + 0.01, "f01@r2": np.where(np.arange(90) % 4 == 0, np.nan, X["f01"])})
+    a = ComBatHarmonizer(by="device").fit(XX)
+    out = a.transform(XX)
+    assert a.harmonized_ == list(X.columns) and list(out.columns) == list(XX.columns)
+    pd.testing.assert_frame_equal(out[list(X.columns)], ComBatHarmonizer(by="device").fit_transform(X))
+    ratio = (out["f00@r2"] - out["f00"]) / 0.01  # the same affine map per device: a constant shift is rescaled
+    assert ratio.groupby(level="device").std().max() < 1e-9 and ratio.nunique() > 1
+    assert out["f01@r2"].isna().sum() == 23
+    b = ComBatHarmonizer(by="device").fit(XX)
+    assert out.equals(b.transform(XX)) and np.array_equal(a.gamma_, b.gamma_)
+    const = X.assign(f07=3.0)
+    pd.testing.assert_series_equal(ComBatHarmonizer(by="device").fit_transform(const)["f07"], const["f07"])
+
+
+def test_a_fitted_harmonizer_round_trips_through_skops_with_trusted_types_only(tmp_path):
+    X, _, _, _ = _cohort(n=60, p=5)
+    h = ComBatHarmonizer(by="device").fit(X)
+    data = sio.dumps(h)
+    assert set(types_in(data)) <= set(TRUSTED_TYPES)
+    back = sio.loads(data, trusted=types_in(data))
+    pd.testing.assert_frame_equal(back.transform(X), h.transform(X))
+
+
+@parametrize_with_checks([ComBatHarmonizer()])
+def test_the_harmonizer_passes_the_scikit_learn_estimator_checks(estimator, check):
+    """With ``by=None`` (the step off: identity), on arrays; arrays carry no batch labels, so the ComBat itself is
+    tested on DataFrames above."""
+    check(estimator)
