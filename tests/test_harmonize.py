@@ -18,7 +18,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from usrad.bundle import TRUSTED_TYPES, types_in
 from usrad.errors import UsradError
+from usrad.manifest.reading import read_frame
+from usrad.models import task_signature
+from usrad.models.design import harmonize_levels
 from usrad.selection import ComBatHarmonizer
+from usrad.settings import modelling_settings
 
 REFERENCE = Path(__file__).parent / "data" / "combat_reference.csv"
 
@@ -173,3 +177,37 @@ def test_the_harmonizer_passes_the_scikit_learn_estimator_checks(estimator, chec
     """With ``by=None`` (the step off: identity), on arrays; arrays carry no batch labels, so the ComBat itself is
     tested on DataFrames above."""
     check(estimator)
+
+
+def test_the_signature_gets_the_harmonize_step_only_when_on_and_fits_with_the_batch_as_an_index_level():
+    cfg = modelling_settings({})
+    assert [n for n, _ in task_signature(["f00"], cfg, "r2", 0).steps] == ["columns", "icc", "nzv", "scale", "lasso"]
+    X, _, y, age = _cohort(n=150, p=10)
+    rows = pd.DataFrame({"device": X.index.get_level_values("device"), "age": age.to_numpy()})
+    task = {"name": "t", "label": "n_positive_nodes >= 1"}
+    on = modelling_settings({"harmonize": {"by": "device", "covariates": ["age"]}})
+    Xh = harmonize_levels(X.droplevel("device"), rows, on["harmonize"], task)
+    assert list(Xh.index.names) == ["patient_id", "device", "age"]
+    sig = task_signature(list(X.columns), on, None, 0)
+    assert [n for n, _ in sig.steps][:3] == ["columns", "harmonize", "icc"]
+    sig.fit(Xh, y)
+    assert sig.named_steps["harmonize"].batches_ == ["dev_a", "dev_b", "dev_c"]
+    assert len(sig.transform(Xh).columns) >= 1
+    with pytest.raises(UsradError, match="modelling.harmonize.covariates.*'n_positive_nodes' is an outcome"):
+        harmonize_levels(X, rows.assign(n_positive_nodes=1), {"by": "device", "covariates": ["n_positive_nodes"]},
+                         task)
+    with pytest.raises(UsradError, match="column 'centre'"):
+        harmonize_levels(X, rows, {"by": "centre", "covariates": []}, task)
+
+
+def test_a_manifest_without_the_batch_column_is_refused_naming_the_key(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("patient_id,image,mask,age\nP1,a.nrrd,b.nrrd,50\n")
+    cfg = {"modelling": {"harmonize": {"by": "device", "covariates": ["age", "bmi"]}}}
+    _, _, problems = read_frame(manifest, cfg)
+    text = [str(p) for p in problems]
+    assert text == [f"row 0, column 'device', file {manifest}: harmonisation batch (config modelling.harmonize.by) "
+                    "column is missing from the header",
+                    f"row 0, column 'bmi', file {manifest}: protected covariate (config modelling.harmonize.covariates) "
+                    "column is missing from the header"]
+    assert read_frame(manifest, {"modelling": {"harmonize": {"by": None, "covariates": ["bmi"]}}})[2] == []
