@@ -21,6 +21,8 @@ from usrad.errors import UsradError
 from usrad.manifest.reading import read_frame
 from usrad.models import task_signature
 from usrad.models.design import harmonize_levels
+from usrad.predict.model import model_inputs
+from usrad.predict.patients import design_matrix
 from usrad.selection import ComBatHarmonizer
 from usrad.settings import modelling_settings
 
@@ -193,6 +195,12 @@ def test_the_signature_gets_the_harmonize_step_only_when_on_and_fits_with_the_ba
     sig.fit(Xh, y)
     assert sig.named_steps["harmonize"].batches_ == ["dev_a", "dev_b", "dev_c"]
     assert len(sig.transform(Xh).columns) >= 1
+    inputs = model_inputs(sig, {})  # usrad predict: what the bundle reads, and the new patients' design matrix
+    assert inputs["harmonize"] == {"by": "device", "covariates": ["age"]}
+    cohort = rows.assign(patient_id=X.index.get_level_values("patient_id"), image_id=[f"I{i}" for i in range(150)])
+    new = design_matrix(cohort, None, {**inputs, "radiomics": [], "clinical": ["age"], "clinical_used": ["age"]})
+    assert list(new.index.names) == ["patient_id", "image_id", "device", "age"]
+    assert list(new.index.get_level_values("device")) == list(rows["device"])
     with pytest.raises(UsradError, match="modelling.harmonize.covariates.*'n_positive_nodes' is an outcome"):
         harmonize_levels(X, rows.assign(n_positive_nodes=1), {"by": "device", "covariates": ["n_positive_nodes"]},
                          task)

@@ -217,14 +217,15 @@ def task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clini
                            groups_tr=groups_tr)
 
 
-def harmonize_levels(X: pd.DataFrame, rows: pd.DataFrame, harmonize: dict, task_cfg: dict) -> pd.DataFrame:
+def harmonize_levels(X: pd.DataFrame, rows: pd.DataFrame, harmonize: dict, task_cfg: dict | None = None) -> pd.DataFrame:
     """X with the batch column and protected covariates of ``modelling.harmonize`` (cohort columns of ``rows``,
     aligned with X) appended as index levels, read there by the signature's ComBat step; X itself when off.
-    UsradError when a covariate is an outcome of the task or when a column is not in the cohort table."""
+    UsradError when a covariate is an outcome of the task (``task_cfg``; None: new patients, no outcome) or when a
+    column is not in the cohort table."""
     if not harmonize.get("by"):
         return X
     cols = [harmonize["by"], *[c for c in harmonize.get("covariates") or [] if c != harmonize["by"]]]
-    outcome = set(OUTCOME_COLUMNS) | set(expression_columns(task_cfg["label"])) | set(
+    outcome = set() if task_cfg is None else set(OUTCOME_COLUMNS) | set(expression_columns(task_cfg["label"])) | set(
         expression_columns(task_cfg.get("subset") or ""))
     problems = [Problem(f"key 'modelling.harmonize.covariates': {c!r} is an outcome of task {task_cfg['name']!r}; "
                         "protecting it needs it for new patients too", column=c) for c in cols[1:] if c in outcome]
