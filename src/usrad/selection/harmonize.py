@@ -90,10 +90,8 @@ class ComBatHarmonizer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    feature_names_in_ : ndarray of str
-        All input columns (only when fitted on a DataFrame).
-    n_features_in_ : int
-        Number of input columns.
+    feature_names_in_, n_features_in_ : ndarray of str, int
+        All input columns (names only when fitted on a DataFrame) and their number.
     features_out_ : list of str
         The output columns (the features, copies included).
     harmonized_ : list of str
