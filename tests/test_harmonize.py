@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from usrad.bundle import TRUSTED_TYPES, types_in
+from usrad.config import validate_config
 from usrad.errors import UsradError
 from usrad.manifest.reading import read_frame
 from usrad.models import task_signature
@@ -219,3 +220,9 @@ def test_a_manifest_without_the_batch_column_is_refused_naming_the_key(tmp_path)
                     f"row 0, column 'bmi', file {manifest}: protected covariate (config modelling.harmonize.covariates) "
                     "column is missing from the header"]
     assert read_frame(manifest, {"modelling": {"harmonize": {"by": None, "covariates": ["bmi"]}}})[2] == []
+
+
+def test_the_config_key_is_off_by_default_and_its_mode_is_checked():
+    assert validate_config({})["modelling"]["harmonize"] == {"by": None, "covariates": [], "unseen": "refuse"}
+    with pytest.raises(UsradError, match=r"modelling\.harmonize\.unseen"):
+        validate_config({"modelling": {"harmonize": {"by": "device", "unseen": "pooled"}}})
