@@ -3,6 +3,7 @@ be predicted from the features), the outcome signal and a protected covariate's 
 neuroHarmonize's learn/apply, unseen devices are refused (or passed through when chosen), and it is deterministic."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from usrad.bundle import TRUSTED_TYPES, types_in
+from usrad.bundle import TRUSTED_TYPES, load_bundle, types_in
 from usrad.config import validate_config
 from usrad.errors import UsradError
 from usrad.manifest.reading import read_frame
-from usrad.models import task_signature
+from usrad.models import build_design, fit_task, synthetic_modelling_data, task_signature
 from usrad.models.design import harmonize_levels
 from usrad.predict.model import model_inputs
 from usrad.predict.patients import design_matrix
 from usrad.selection import ComBatHarmonizer
 from usrad.settings import modelling_settings
+from usrad.split import make_split
 
 REFERENCE = Path(__file__).parent / "data" / "combat_reference.csv"
 
@@ -226,3 +228,29 @@ def test_the_config_key_is_off_by_default_and_its_mode_is_checked():
     assert validate_config({})["modelling"]["harmonize"] == {"by": None, "covariates": [], "unseen": "refuse"}
     with pytest.raises(UsradError, match=r"modelling\.harmonize\.unseen"):
         validate_config({"modelling": {"harmonize": {"by": "device", "unseen": "pooled"}}})
+
+
+def test_fit_task_with_harmonize_on_writes_bundles_that_carry_the_step_and_score_as_in_training(tmp_path):
+    """The whole radiomics branch (radiomics only, one LR grid point): device B's features are 1.5 x + 20."""
+    feats, coh = synthetic_modelling_data(n_patients=160, n_features=20, signal=3.0, seed=8)
+    coh["device"] = np.where(coh["patient_id"].str[-1].astype(int) % 2 == 0, "A", "B")
+    cols = [c for c in feats.columns if c not in ("patient_id", "image_id", "reader")]
+    on_b = feats["image_id"].map(dict(zip(coh["image_id"], coh["device"]))) == "B"
+    feats.loc[on_b, cols] = feats.loc[on_b, cols] * 1.5 + 20
+    task = {"name": "metastasis", "label": "n_positive_nodes >= 1"}
+    split = make_split(coh, [task], seed=2)
+    params = "setting:\n  binWidth: 25\n"
+    meta = {"params": params, "params_sha256": hashlib.sha256(params.encode("utf-8")).hexdigest()}
+    cfg = {"classifiers": ["lr"], "search_spaces": {"lr": {"C": [1.0]}}, "lasso": {"cv_folds": 5, "n_C": 10},
+           "harmonize": {"by": "device", "covariates": ["age"]}}
+    pred = fit_task(feats, coh, split, task, cfg, {"predictors": []}, seed=4, n_jobs=1, out_dir=tmp_path,
+                    feature_meta=meta)
+    model, _ = load_bundle(tmp_path / "models" / "radscore")
+    step = model.named_steps["harmonize"]
+    assert step.batches_ == ["A", "B"] and step.covariates == ["age"]
+    assert step.gamma_[1].mean() > step.gamma_[0].mean()  # B's offset, learned on the training rows only
+    p = pred[(pred.model == "radscore") & (pred.split == "test")].set_index("image_id").probability
+    rows = coh.set_index("image_id").loc[list(p.index)].reset_index()
+    X, _ = build_design(feats, coh, list(p.index), (), "r2")
+    X = harmonize_levels(X, rows, {"by": "device", "covariates": ["age"]})
+    np.testing.assert_array_equal(model.predict_proba(X)[:, 1], p.to_numpy())
