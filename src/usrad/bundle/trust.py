@@ -17,7 +17,7 @@ from .layout import MODEL_FILE
 TRUSTED_TYPES = sorted({
     "usrad.selection.ColumnPicker", "usrad.selection.ICCFilter", "usrad.selection.NearZeroVariance",
     "usrad.selection.UnivariateFilter", "usrad.selection.RedundancyFilter", "usrad.selection.MRMR",
-    "usrad.selection.LassoSelector", "usrad.selection.RadScore",
+    "usrad.selection.LassoSelector", "usrad.selection.RadScore", "usrad.selection.ComBatHarmonizer",
     "usrad.models.RadiomicsClinicalFeatures", "usrad.clinical.ClinicalEncoder", "usrad.clinical.ClinicalSelector",
     "sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
     "sklearn.linear_model._logistic.LogisticRegression", "sklearn.svm._classes.SVC",

@@ -109,9 +109,15 @@ def read_frame(mpath: Path, cfg: dict) -> tuple[list[str], pd.DataFrame | None, 
     if not header:
         return [], None, problems
     needed = list(REQUIRED_COLUMNS) + [c for c in cfg.get("clinical", {}).get("predictors", []) if c not in REQUIRED_COLUMNS]
-    for col in needed:
+    harmonize = (cfg.get("modelling") or {}).get("harmonize") or {}
+    by = [harmonize["by"]] if harmonize.get("by") else []
+    kinds = {c: "harmonisation batch (config modelling.harmonize.by)" for c in by}
+    kinds.update({c: "protected covariate (config modelling.harmonize.covariates)"
+                  for c in (harmonize.get("covariates") or []) if by})
+    for col in needed + [c for c in kinds if c not in needed]:
         if col not in header:
-            kind = "clinical predictor (config clinical.predictors)" if col not in REQUIRED_COLUMNS else "required"
+            kind = kinds.get(col) or ("clinical predictor (config clinical.predictors)" if col not in REQUIRED_COLUMNS
+                                      else "required")
             problems.append(Problem(f"{kind} column is missing from the header", column=col, file=mfile, row=0))
     header_names = [h for h in dict.fromkeys(header) if h]
     df = pd.DataFrame([[r[h] for h in header_names] for _, r in rows], columns=header_names, dtype=object)

@@ -60,7 +60,8 @@ from ..settings import (
 )
 from .ablation import FEATURE_CLASSES, feature_class, feature_class_ablation
 from .choice import MODEL_CHOICE_RULES, SIMPLICITY, choose_model
-from .design import TaskDesign, build_design, clinical_problems, pick_copy_reader, task_design, task_signature
+from .design import (TaskDesign, build_design, clinical_problems, harmonize_levels, pick_copy_reader, task_design,
+                     task_signature)
 from .fitting import CV_BASIS
 from .folds import cv_groups, grouped_folds
 from .outputs import nomogram_inputs
@@ -82,7 +83,7 @@ __all__ = [
     "SEARCH_SPACES", "SIMPLICITY", "SVM_CALIBRATION_FOLDS", "ClinicalEncoder", "ClinicalSelector",
     "RadiomicsClinicalFeatures", "TaskDesign", "build_design", "choose_model", "clinical_branch",
     "clinical_logit_tables", "clinical_problems", "cross_fitted_radscore", "cv_groups", "feature_class",
-    "feature_class_ablation", "fit_task", "fitted_radscore_branch", "grouped_folds", "make_classifier",
+    "feature_class_ablation", "fit_task", "fitted_radscore_branch", "grouped_folds", "harmonize_levels", "make_classifier",
     "model_names", "modelling_settings", "nomogram_inputs", "pick_copy_reader", "radiomics_only", "radscore_branch",
     "radscore_intercept", "read_predictions", "search_space", "search_space_problems", "synthetic_modelling_data",
     "task_design", "task_signature", "unpenalised_logistic", "write_predictions",

@@ -199,6 +199,7 @@ def task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clini
         X.index = pd.MultiIndex.from_arrays([X.index.get_level_values("patient_id"), ids,
                                              ids.map(group_of).astype(str)],
                                             names=["patient_id", "image_id", "split_group"])
+    X = harmonize_levels(X, rows, cfg["harmonize"], task_cfg)
     y_all = rows["label"].astype(int).to_numpy()
     split_all = rows["split"].to_numpy()
     tr = split_all == "train"
@@ -216,6 +217,29 @@ def task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clini
                            groups_tr=groups_tr)
 
 
+def harmonize_levels(X: pd.DataFrame, rows: pd.DataFrame, harmonize: dict, task_cfg: dict | None = None) -> pd.DataFrame:
+    """X with the batch column and protected covariates of ``modelling.harmonize`` (cohort columns of ``rows``,
+    aligned with X) appended as index levels, read there by the signature's ComBat step; X itself when off.
+    UsradError when a covariate is an outcome of the task (``task_cfg``; None: new patients, no outcome) or when a
+    column is not in the cohort table."""
+    if not harmonize.get("by"):
+        return X
+    cols = [harmonize["by"], *[c for c in harmonize.get("covariates") or [] if c != harmonize["by"]]]
+    outcome = set() if task_cfg is None else set(OUTCOME_COLUMNS) | set(expression_columns(task_cfg["label"])) | set(
+        expression_columns(task_cfg.get("subset") or ""))
+    problems = [Problem(f"key 'modelling.harmonize.covariates': {c!r} is an outcome of task {task_cfg['name']!r}; "
+                        "protecting it needs it for new patients too", column=c) for c in cols[1:] if c in outcome]
+    problems += [Problem("key 'modelling.harmonize' names a column that is not in the cohort table", column=c,
+                         file="cohort table") for c in cols if c not in rows.columns]
+    if problems:
+        raise UsradError("Invalid harmonisation settings", problems)
+    levels = [X.index.get_level_values(n) for n in X.index.names]
+    values = [rows[c].astype(str).to_numpy() if i == 0 else rows[c].to_numpy() for i, c in enumerate(cols)]
+    X = X.copy()
+    X.index = pd.MultiIndex.from_arrays(levels + values, names=list(X.index.names) + cols)
+    return X
+
+
 def task_signature(columns, cfg: dict, copy_reader, seed) -> Pipeline:
     """The unfitted radiomics signature on ``columns`` with the task's modelling settings."""
     rep, lasso = cfg["reproducibility"], cfg["lasso"]
@@ -226,4 +250,5 @@ def task_signature(columns, cfg: dict, copy_reader, seed) -> Pipeline:
         univariate_p=cfg["univariate"]["p_threshold"], univariate_min_features=cfg["univariate"]["min_features"],
         redundancy_threshold=cfg["redundancy"]["threshold"], mrmr_n_features=cfg["mrmr"]["n_features"],
         lasso_cv=lasso["cv_folds"], lasso_n_C=lasso["n_C"], lasso_one_se_rule=lasso["one_se_rule"],
-        lasso_scoring=lasso["scoring"], class_weight=None, random_state=seed)  # the rad-score is a risk model
+        lasso_scoring=lasso["scoring"], class_weight=None, random_state=seed,  # the rad-score is a risk model
+        harmonize=cfg.get("harmonize"))

@@ -7,6 +7,7 @@ from sklearn.pipeline import Pipeline
 from ..bundle import META_FILE, MODEL_FILE, bundle_folder, load_bundle
 from ..errors import Problem, UsradError
 from ..models import RadiomicsClinicalFeatures
+from ..selection import ComBatHarmonizer
 
 #: Libraries whose version decides the numbers: (name in bundle.json "versions", distribution name).
 CHECKED_VERSIONS = (("pyradiomics-bhklab", "pyradiomics-bhklab"), ("scikit-learn", "scikit-learn"))
@@ -49,12 +50,15 @@ def model_inputs(pipeline, meta: dict) -> dict:
         radiomics = list(first.radiomics_.steps[0][1].feature_names_in_)
     else:
         radiomics = []
+    steps = sig if sig is not None else first.radiomics_.steps if isinstance(first, RadiomicsClinicalFeatures) else []
+    harm = next((s for _, s in steps if isinstance(s, ComBatHarmonizer)), None)
     suffixes = sorted({c.rsplit("@", 1)[1] for c in radiomics if "@" in c})
     copy_reader = (meta.get("reproducibility") or {}).get("copy_reader")
     if len(suffixes) == 1:  # the fitted pipeline decides which copy columns it reads ("@none": no copy reader)
         copy_reader = None if suffixes[0] == "none" else suffixes[0]
     out = {"radiomics": [c for c in radiomics if "@" not in c], "copy_reader": copy_reader, "copy_suffixes": suffixes,
-           "clinical": [], "clinical_used": [], "categorical": [], "impute": False, "fill": {}, "levels": {}}
+           "clinical": [], "clinical_used": [], "categorical": [], "impute": False, "fill": {}, "levels": {},
+           "harmonize": {"by": harm.by, "covariates": list(harm.covariates)} if harm is not None else {}}
     branch = _find_clinical_branch(pipeline)
     if branch is not None:
         enc = branch.named_steps["encode"]

@@ -16,7 +16,7 @@ from ..errors import Problem, UsradError
 from ..extract import pixel_spacing
 from ..extract import content_sha256, extract_cohort, file_sha256
 from ..features import read_feature_table
-from ..models import build_design
+from ..models import build_design, harmonize_levels
 from .model import VersionWarning
 
 
@@ -35,7 +35,7 @@ def validate_new_patients(manifest, inputs: dict) -> pd.DataFrame:
     used = list(inputs["clinical_used"])
     cfg = {"clinical": {"predictors": used, "categorical": [c for c in used if c in inputs["categorical"]],
                         "missing": "impute" if inputs["impute"] else "refuse"},
-           "tasks": []}
+           "modelling": {"harmonize": inputs.get("harmonize") or {}}, "tasks": []}  # its batch column is required
     df, problems = validate_manifest(manifest, cfg, check_images=True)
     if not problems and df.empty:
         problems.append(Problem("the manifest has no patient rows: nothing to score", file=str(manifest)))
@@ -179,6 +179,8 @@ def design_matrix(cohort: pd.DataFrame, features: pd.DataFrame, inputs: dict) ->
                             source="feature table of the new patients")
     else:
         X = cohort.set_index(["patient_id", "image_id"])[inputs["clinical"]]
+    if (inputs.get("harmonize") or {}).get("by"):  # the ComBat step reads its batch and covariates as index levels
+        X = harmonize_levels(X, cohort.reset_index(drop=True), inputs["harmonize"])
     return X
 
 

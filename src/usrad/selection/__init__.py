@@ -26,6 +26,7 @@ Design contract for ``X`` (see docs/modelling.md):
   images without a second segmentation: the ICC uses the complete rows only.
 
 Modules, bottom to top: :mod:`~usrad.selection.base` (:class:`Selector`, the selectors' base class),
+:mod:`~usrad.selection.harmonize` (ComBatHarmonizer, optional ComBat by device or centre, off by default),
 :mod:`~usrad.selection.ranks` (vectorised Mann–Whitney and Spearman), :mod:`~usrad.selection.unsupervised`
 (ColumnPicker, ICCFilter, NearZeroVariance), :mod:`~usrad.selection.supervised` (UnivariateFilter,
 RedundancyFilter, MRMR), :mod:`~usrad.selection.l1path` (the L1 path over a C grid), :mod:`~usrad.selection.lasso`
@@ -38,6 +39,7 @@ Pipeline of the filters above, so fitted steps serialise with skops (see :mod:`u
 from __future__ import annotations
 
 from .base import Selector
+from .harmonize import UNSEEN_MODES, ComBatHarmonizer, combat_fit
 from .l1path import L1Path, empty_model_c, path_scores, score_path
 from .lasso import LassoSelector
 from .pipeline import SIGNATURE_STEPS, signature_pipeline, signature_steps, supervised_filters
@@ -47,8 +49,8 @@ from .supervised import MRMR, RedundancyFilter, UnivariateFilter
 from .unsupervised import ICC_FORM_NAMES, ICC_FORMS, ColumnPicker, ICCFilter, NearZeroVariance, icc_per_feature
 
 __all__ = [
-    "ICC_FORMS", "ICC_FORM_NAMES", "MRMR", "SIGNATURE_STEPS", "ColumnPicker", "ICCFilter", "L1Path", "LassoSelector",
-    "NearZeroVariance", "RadScore", "RedundancyFilter", "Selector", "UnivariateFilter", "empty_model_c",
+    "ICC_FORMS", "ICC_FORM_NAMES", "MRMR", "SIGNATURE_STEPS", "UNSEEN_MODES", "ColumnPicker", "ComBatHarmonizer", "ICCFilter", "L1Path", "LassoSelector",
+    "NearZeroVariance", "RadScore", "RedundancyFilter", "Selector", "UnivariateFilter", "combat_fit", "empty_model_c",
     "icc_per_feature", "mann_whitney", "path_scores", "score_path", "signature_pipeline", "signature_steps",
     "sorted_ranks", "spearman_matrix", "supervised_filters",
 ]

@@ -5,6 +5,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from .harmonize import ComBatHarmonizer
 from .lasso import LassoSelector
 from .radscore import RadScore
 from .supervised import MRMR, RedundancyFilter, UnivariateFilter
@@ -27,15 +28,21 @@ def signature_pipeline(columns, *, icc_threshold=0.75, icc_form="ICC2", copy_suf
                        nzv_freq_cut=19.0, nzv_unique_cut=0.1, univariate_p=0.05, univariate_min_features=5,
                        redundancy_threshold=0.9, mrmr_n_features=None, lasso_cv=10, lasso_n_C=30,
                        lasso_one_se_rule=True, lasso_scoring="neg_log_loss", class_weight="balanced",
-                       random_state=None) -> Pipeline:
+                       random_state=None, harmonize=None) -> Pipeline:
     """The unfitted selection chain ending in the LASSO selector (see module docstring).
 
     The unsupervised steps (columns, ICC, near-zero variance, scaling) are fitted once on all rows; the
-    supervised filters are the LASSO's ``filters``, refitted inside every fold of its inner CV.
+    supervised filters are the LASSO's ``filters``, refitted inside every fold of its inner CV. ``harmonize``
+    (``modelling.harmonize``: ``{by, covariates, unseen}``) with a ``by`` adds a :class:`ComBatHarmonizer` step
+    ``harmonize`` after the column picker (its batch and covariates are index levels of X); without, the chain is
+    as it was.
     """
     filters = supervised_filters(univariate_p, univariate_min_features, redundancy_threshold, mrmr_n_features)
     steps = [
         ("columns", ColumnPicker(columns)),
+        *([("harmonize", ComBatHarmonizer(by=harmonize["by"], covariates=list(harmonize.get("covariates") or []),
+                                          unseen=harmonize.get("unseen", "refuse"), copy_suffix=copy_suffix))]
+          if harmonize and harmonize.get("by") else []),
         ("icc", ICCFilter(threshold=icc_threshold, form=icc_form, copy_suffix=copy_suffix)),
         ("nzv", NearZeroVariance(freq_cut=nzv_freq_cut, unique_cut=nzv_unique_cut)),
         ("scale", StandardScaler()),
