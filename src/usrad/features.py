@@ -2,7 +2,10 @@
 
 Columns: ``patient_id``, ``image_id``, ``reader`` (strings; ``r1``, ``r2``, or ``p1``, ``p2``… for
 perturbed masks), then one float64 column per PyRadiomics feature, named as PyRadiomics names it
-(``original_shape2D_MajorAxisLength``, ``wavelet-LH_glcm_Contrast``…); diagnostics are dropped.
+(``original_shape2D_MajorAxisLength``, ``wavelet-LH_glcm_Contrast``…); diagnostics are dropped. A feature of
+a region other than the lesion (``extraction.regions``: a peritumoral ring, the lesion plus a ring) carries the
+region as a prefix before :data:`REGION_SEP` (``ring3mm__original_firstorder_Mean``); the lesion's features
+have no prefix, so a table without regions is unchanged.
 
 The Parquet file key-value metadata ``usrad`` holds JSON: the params file text and its SHA-256, the
 library versions, and the feature count per image type and per class (recomputed from the columns on
@@ -30,6 +33,8 @@ CONTENT_KEY = "content_sha256"  # per-row content records (usrad.extract.feature
 FORMAT_VERSION = 1
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
+REGION_SEP = "__"  # between a region name and the PyRadiomics feature name
+LESION = "lesion"  # the region of an unprefixed feature: the mask itself
 
 
 def feature_columns(df: pd.DataFrame) -> list[str]:
@@ -37,22 +42,45 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in ID_COLUMNS]
 
 
+def split_region(name: str) -> tuple[str, str]:
+    """``'ring3mm__original_firstorder_Mean'`` → ``('ring3mm', 'original_firstorder_Mean')``; an unprefixed
+    name is the lesion's: ``('lesion', name)``."""
+    region, sep, rest = name.partition(REGION_SEP)
+    return (region, rest) if sep else (LESION, name)
+
+
+def feature_region(name: str) -> str:
+    """The region of a feature column (``'lesion'`` for an unprefixed name)."""
+    return split_region(name)[0]
+
+
+def region_feature_name(region: str, name: str) -> str:
+    """The column name of PyRadiomics feature ``name`` of ``region`` (unprefixed for the lesion)."""
+    return name if region == LESION else f"{region}{REGION_SEP}{name}"
+
+
 def split_feature_name(name: str) -> tuple[str, str, str]:
-    """``'wavelet-LH_glcm_Contrast'`` → ``('wavelet-LH', 'glcm', 'Contrast')``."""
-    parts = name.split("_", 2)
+    """``'wavelet-LH_glcm_Contrast'`` → ``('wavelet-LH', 'glcm', 'Contrast')`` (a region prefix is dropped)."""
+    parts = split_region(name)[1].split("_", 2)
     if len(parts) != 3:
         raise ValueError(f"not a PyRadiomics feature name: {name!r}")
     return parts[0], parts[1], parts[2]
 
 
 def feature_counts(columns) -> dict:
-    """Number of features in total, per image type (``original``, ``log-sigma-1-0-mm-3D``…) and per class."""
+    """Number of features in total, per image type (``original``, ``log-sigma-1-0-mm-3D``…) and per class, and
+    per region when a column has a region other than the lesion's."""
+    columns = list(columns)
     parsed = [split_feature_name(c) for c in columns]
-    return {
+    counts = {
         "total": len(parsed),
         "by_image_type": dict(sorted(Counter(p[0] for p in parsed).items())),
         "by_class": dict(sorted(Counter(p[1] for p in parsed).items())),
     }
+    regions = Counter(feature_region(c) for c in columns)
+    if set(regions) - {LESION}:
+        counts["by_region"] = dict(sorted(regions.items()))
+    return counts
 
 
 def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
