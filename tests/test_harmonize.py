@@ -230,6 +230,26 @@ def test_the_config_key_is_off_by_default_and_its_mode_is_checked():
         validate_config({"modelling": {"harmonize": {"by": "device", "unseen": "pooled"}}})
 
 
+def test_harmonising_by_an_outcome_the_batch_as_covariate_or_the_refused_external_column_is_refused_at_once():
+    tasks = [{"name": "recurrence", "label": "recurrence == 1"}]  # a task's label column is an outcome too
+    cfg = {"tasks": tasks, "modelling": {"harmonize": {"by": "n_positive_nodes", "covariates": ["recurrence", "age"]}}}
+    with pytest.raises(UsradError) as err:
+        validate_config(cfg)
+    messages = [p.message for p in err.value.problems]
+    assert len(messages) == 2, messages  # the batch and one covariate; age is fine
+    assert "modelling.harmonize.by': 'n_positive_nodes' is an outcome" in messages[0]
+    assert "modelling.harmonize.covariates': 'recurrence' is an outcome" in messages[1]
+    with pytest.raises(UsradError, match="is the batch column") as err:
+        validate_config({"modelling": {"harmonize": {"by": "device", "covariates": ["device"]}}})
+    assert len(err.value.problems) == 1
+    external = {"split": {"by_column": "device", "external_values": ["D"], "test_size": 0}}
+    with pytest.raises(UsradError, match="also split.by_column") as err:
+        validate_config({**external, "modelling": {"harmonize": {"by": "device"}}})
+    assert len(err.value.problems) == 1
+    validated = validate_config({**external, "modelling": {"harmonize": {"by": "device", "unseen": "identity"}}})
+    assert validated["modelling"]["harmonize"]["unseen"] == "identity"
+
+
 def test_fit_task_with_harmonize_on_writes_bundles_that_carry_the_step_and_score_as_in_training(tmp_path):
     """The whole radiomics branch (radiomics only, one LR grid point): device B's features are 1.5 x + 20."""
     feats, coh = synthetic_modelling_data(n_patients=160, n_features=20, signal=3.0, seed=8)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from ..config import OUTCOME_COLUMNS
+from ..config_checks import OUTCOME_COLUMNS
 from ..errors import Problem, UsradError
 from ..expr import columns as expression_columns  # every column a label/subset expression reads (backticked too)
 from ..selection import signature_pipeline
