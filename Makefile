@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-bootstrap test bench bench-real paper clean
+.PHONY: install demo demo-bootstrap test bench bench-real bench-harmonize paper clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ bench: install
 # The whole workflow on the real BUS-BRA images (internal + external validation), baseline, leakage probe.
 bench-real: install
 	$(BIN)/python bench/bench_busbra.py --cores $(CORES)
+
+# ComBat by scanner on BUS-BRA (needs the internal run's feature table): bench/results/harmonize.tsv
+bench-harmonize: install
+	$(BIN)/snakemake --cores $(CORES) --configfile config/busbra.yaml -- results/busbra/features/features.parquet results/busbra/cohort/cohort.tsv
+	$(BIN)/python bench/bench_harmonize.py --cores $(CORES)
 
 clean:
 	rm -rf results .snakemake

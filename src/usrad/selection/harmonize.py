@@ -33,7 +33,8 @@ def _it_sol(s, g_hat, d_hat, g_bar, t2, a, b, conv=1e-4):
     while True:
         g_new = (t2 * n * g_hat + d_old * g_bar) / (t2 * n + d_old)
         d_new = (0.5 * ((s - g_new) ** 2).sum(axis=0) + b) / (n / 2.0 + a - 1.0)
-        change = max((np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max())
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero effect: inf/nan, as in neuroCombat's loop
+            change = max((np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max())
         g_old, d_old = g_new, d_new
         if not change > conv:
             return g_new, d_new
