@@ -130,7 +130,8 @@ def setup(tmp_path_factory):
         arr = np.clip(np.round(np.random.default_rng(i).normal(90, 25, size=(SIZE, SIZE))), 1, 255)
         r1 = _disk(arr.shape, (60, 60), 2.0, (SPACING, SPACING))
         r2 = _disk(arr.shape, (62, 58), 2.1, (SPACING, SPACING))
-        rows.append({"patient_id": pid, "image_id": f"{pid}-a", "image": _write(arr, folder / f"{pid}.nrrd", np.float32),
+        image = _write(arr, folder / f"{pid}.nrrd", np.float32)
+        rows.append({"patient_id": pid, "image_id": f"{pid}-a", "image": image,
                      "mask": _write(r1, folder / f"{pid}_r1.nrrd", np.uint8),
                      "mask_reader2": "" if pid == "P3" else _write(r2, folder / f"{pid}_r2.nrrd", np.uint8),
                      "pixel_spacing_mm": float("nan")})

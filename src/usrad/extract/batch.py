@@ -4,7 +4,8 @@
 mask from it (``r1`` from column ``mask``, ``r2`` from ``mask_reader2`` when given, and the perturbed copies
 ``p1`` … ``pk`` of ``r1``) and, with ``regions``, every such mask's peritumoral regions
 (:mod:`usrad.extract.regions`, in the same call, as prefixed columns of the reader's row), through the cache
-(:mod:`usrad.extract.cache`); all bad images, masks and regions are reported together as one :class:`~usrad.errors.UsradError`. :func:`extract_shard` extracts the patients of one
+(:mod:`usrad.extract.cache`); all bad images, masks and regions are reported together as one
+:class:`~usrad.errors.UsradError`. :func:`extract_shard` extracts the patients of one
 shard (:mod:`usrad.extract.shards`) and writes their feature table.
 """
 from __future__ import annotations
@@ -156,8 +157,8 @@ class _Extraction:
             where = "" if job[1] == LESION else f" (region {job[1]} of reader {job[0]})"
             if isinstance(feats, BaseException):
                 msg = str(feats).strip().splitlines()[0] if str(feats).strip() else type(feats).__name__
-                self.problems.append(Problem(f"PyRadiomics cannot extract features from this image and mask{where}: {msg}",
-                                             patient=patient, column=col, file=path))
+                msg = f"PyRadiomics cannot extract features from this image and mask{where}: {msg}"
+                self.problems.append(Problem(msg, patient=patient, column=col, file=path))
                 continue
             self.n_extracted += 1
             if list(feats) != expected:
@@ -188,7 +189,8 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
     log = log if log is not None else sys.stderr
     wall_start = time.perf_counter()
     spec = RegionSpec.from_config(regions)
-    run = _Extraction(get_extractor(params_path), Path(cache_dir) if cache_dir is not None else None, perturbation, spec)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    run = _Extraction(get_extractor(params_path), cache, perturbation, spec)
     rows: list[dict] = []
     names: list[str] | None = None
     bar = _Progress(len(cohort_df), log, progress, status=status)
@@ -232,10 +234,11 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
 
 def _feature_frame(rows: list[dict], names: list[str]) -> pd.DataFrame:
     """The feature table of ``rows``: id columns as objects, features as float64, sorted by the id columns."""
-    df = pd.DataFrame(rows, columns=ID_COLUMNS + names)
-    for c in ID_COLUMNS:
-        df[c] = df[c].astype(object)
-    df[names] = df[names].astype(np.float64)
+    ids = pd.DataFrame([[r[c] for c in ID_COLUMNS] for r in rows], columns=ID_COLUMNS, dtype=object)
+    values = np.array([[r.get(n, np.nan) for n in names] for r in rows], dtype=np.float64)
+    values = values.reshape(len(rows), len(names))
+    # one float block, not one column at a time (3,000 ring columns took seconds)
+    df = pd.concat([ids, pd.DataFrame(values, columns=names)], axis=1)
     return df.sort_values(ID_COLUMNS, kind="mergesort").reset_index(drop=True)
 
 
