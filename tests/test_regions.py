@@ -239,3 +239,21 @@ def test_ring_features_are_cached_per_region_and_tissue_rule(setup, tmp_path):
     _, s3 = run({**regions, "tissue_threshold": 9})  # another tissue rule: the rings again, not the lesion
     _, s4 = run({"rings_mm": [1, 3, 5]})  # a new width: only its ring
     assert (s3["extracted"], s3["cached"], s4["extracted"], s4["cached"]) == (4, 2, 2, 6)
+
+
+def test_the_qc_flags_give_the_largest_clipped_fraction_of_reader_1s_rings(setup, ring_table, tmp_path):
+    from usrad.reporting.qc_flags import COLUMNS, qc_flags
+
+    _, cohort = setup
+    cohort = cohort.copy()
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(cohort.loc[0, "image"]))
+    arr[:, :25] = 0  # the black outside the sector: the 3 mm ring around the 2 mm disk reaches column 10
+    cohort.loc[0, "image"] = _write(arr, tmp_path / "sector.nrrd", np.float32)
+    flags = qc_flags(cohort, ring_table, regions=feature_table_metadata(setup[0], regions=REGIONS)["regions"])
+    assert list(flags.columns) == COLUMNS + ["ring_clipped"]
+    clipped = flags.set_index("patient_id")["ring_clipped"]
+    lesion = _disk((SIZE, SIZE), (60, 60), 2.0, (SPACING, SPACING))
+    ring = _rings(lesion, (SPACING, SPACING), [3.0])["ring3mm"]
+    assert clipped["P1"] == pytest.approx(ring.pixels[:, :25].sum() / ring.n_pixels, abs=0.01)
+    assert clipped["P1"] > 0.05 and clipped["P2"] == clipped["P3"] == 0.0
+    assert list(qc_flags(cohort, ring_table).columns) == COLUMNS  # no regions: no column, the bytes of today
