@@ -46,12 +46,13 @@ def _disk(shape, centre_yx, r_mm, spacing_yx):
 
 def _rings(lesion, spacing_yx, widths, grey=None, **kw):
     grey = np.full(lesion.shape, 100.0) if grey is None else grey
-    return {r.name: r for r in region_arrays(grey, lesion, spacing_yx, RegionSpec(tuple(widths), **kw))}
+    spec = RegionSpec.from_config({"rings_mm": list(widths), **kw})
+    return {r.name: r for r in region_arrays(grey, lesion, spacing_yx, spec)}
 
 
 def test_region_names_write_the_width_without_a_dot():
     assert [region_name("ring", w) for w in (1, 3.0, 2.5, 0.25)] == ["ring1mm", "ring3mm", "ring2p5mm", "ring0p25mm"]
-    assert RegionSpec((3.0, 1.0), lesion_plus_ring=True).names() == ["ring3mm", "lesionring3mm", "ring1mm",
+    assert RegionSpec((3.0, 1.0), lesion_plus_ring=True, tissue_threshold=5).names() == ["ring3mm", "lesionring3mm", "ring1mm",
                                                                     "lesionring1mm"]
     assert RegionSpec.from_config({"rings_mm": [5, 1, 3]}).names() == ["ring1mm", "ring3mm", "ring5mm"]
 

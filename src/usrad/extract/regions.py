@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..config import section_defaults
 from ..features import LESION, region_feature_name
 
 REGIONS_FORMAT = 1  # bump when a rule below changes: it is part of every region's cache key
@@ -52,16 +53,17 @@ def region_name(kind: str, width_mm: float) -> str:
 class RegionSpec:
     """The regions extracted besides the lesion (``extraction.regions``); no rings: off."""
 
-    rings_mm: tuple[float, ...] = ()
-    lesion_plus_ring: bool = False
-    tissue_threshold: int = 5
+    rings_mm: tuple[float, ...]
+    lesion_plus_ring: bool
+    tissue_threshold: int
 
     @classmethod
     def from_config(cls, regions: dict | None) -> RegionSpec:
-        """The spec of an ``extraction.regions`` dict (None or ``{}``: off); widths sorted."""
-        regions = regions or {}
-        return cls(tuple(sorted(float(w) for w in regions.get("rings_mm", []))),
-                   bool(regions.get("lesion_plus_ring", False)), int(regions.get("tissue_threshold", 5)))
+        """The spec of an ``extraction.regions`` dict (None or ``{}``: off; a key not given: the schema's
+        default); widths sorted."""
+        regions = {**section_defaults("extraction")["regions"], **(regions or {})}
+        return cls(tuple(sorted(float(w) for w in regions["rings_mm"])), bool(regions["lesion_plus_ring"]),
+                   int(regions["tissue_threshold"]))
 
     @property
     def on(self) -> bool:
