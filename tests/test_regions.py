@@ -258,3 +258,28 @@ def test_the_qc_flags_give_the_largest_clipped_fraction_of_reader_1s_rings(setup
     assert clipped["P1"] == pytest.approx(ring.pixels[:, :25].sum() / ring.n_pixels, abs=0.01)
     assert clipped["P1"] > 0.05 and clipped["P2"] == clipped["P3"] == 0.0
     assert list(qc_flags(cohort, ring_table).columns) == COLUMNS  # no regions: no column, the bytes of today
+
+
+def test_shards_with_regions_record_the_settings_and_merge_to_the_cohort_table(setup, ring_table, tmp_path):
+    from usrad.extract import assign_shards, extract_shard
+    from usrad.features import merge_feature_tables, read_feature_table
+
+    params, cohort = setup
+    cohort_path = tmp_path / "cohort.tsv"
+    cohort.to_csv(cohort_path, sep="\t", index=False)
+    n = 4
+    used = sorted(set(assign_shards(cohort["patient_id"], n).values()))
+    empty = next(s for s in range(n) if s not in used)
+    paths = [tmp_path / f"shard{s}.parquet" for s in used + [empty]]
+    for s, out in zip(used + [empty], paths):
+        extract_shard(cohort_path, params, s, n, out, log=io.StringIO(), perturbation=PERTURB, regions=REGIONS)
+    empty_df, empty_meta = read_feature_table(paths[-1])
+    assert list(empty_df.columns) == list(ring_table.columns)  # an empty shard has the ring columns too
+    merged = merge_feature_tables(paths, tmp_path / "features.parquet")
+    back, meta = read_feature_table(tmp_path / "features.parquet")
+    assert meta["regions"] == empty_meta["regions"] == {
+        "rings_mm": [1.0, 3.0], "lesion_plus_ring": True, "tissue_threshold": 5, "opening_px": 2, "format": 1,
+        "regions": ["ring1mm", "lesionring1mm", "ring3mm", "lesionring3mm"]}
+    assert meta["feature_counts"]["by_region"]["ring3mm"] == len(feature_columns(ring_table)) // 5
+    assert len(merged) == 8
+    pd.testing.assert_frame_equal(back, ring_table, check_exact=True)
