@@ -219,6 +219,11 @@ def perturbation_params():
     )
 
 
+def region_params():
+    """Peritumoral regions extracted besides the lesion (extraction.regions)."""
+    return canonical(config["extraction"]["regions"])
+
+
 def busbra_manifest_params():
     return canonical(dict(config["cohort"]["busbra"], seed=config["seed"]))
 

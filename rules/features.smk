@@ -26,6 +26,7 @@ rule extract_shard:
         n_shards=N_SHARDS,
         cache_dir=feature_cache_dir(),
         perturbation=perturbation_params(),
+        regions=region_params(),
     script:
         "../workflow/scripts/extract_shard.py"
 

@@ -182,9 +182,9 @@ def _cmd_extract(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
         table = extract_cohort(cohort, params, cache_dir=args.cache_dir, progress=True, perturbation=perturbation,
-                               content=content)
+                               content=content, regions=ext["regions"])
     _print_warnings("extract", caught, (CacheWarning,))
-    write_feature_table(table, args.out, feature_table_metadata(params, content))
+    write_feature_table(table, args.out, feature_table_metadata(params, content, ext["regions"]))
     print(f"{len(table)} feature rows of {len(cohort)} image(s) written to {args.out}")
     return 0
 

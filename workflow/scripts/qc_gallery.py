@@ -10,6 +10,6 @@ smk = snakemake  # noqa: F821 (injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 logging.getLogger("fontTools").setLevel(logging.WARNING)
 with rule_errors(smk):
-    features, _ = read_feature_table(smk.input.features)
+    features, meta = read_feature_table(smk.input.features)
     write_qc_gallery(read_cohort_table(smk.input.cohort), features, smk.output.flags, smk.output.pages,
-                     log=logging.getLogger("usrad.qc_gallery"))
+                     log=logging.getLogger("usrad.qc_gallery"), regions=meta.get("regions"))

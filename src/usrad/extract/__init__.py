@@ -18,6 +18,11 @@
   That is how adding one patient re-extracts only that patient although the shard jobs rerun (and some
   patients move to a neighbouring shard).
 
+* With ``regions`` (``extraction.regions``), every mask (readers and perturbed copies) also gives peritumoral
+  rings of physical widths and optionally the lesion plus each ring, clipped to the image and the imaged tissue
+  (:mod:`~usrad.extract.regions`), extracted in the same call as the lesion (shared filtered images) and written
+  as prefixed columns (``ring3mm__original_firstorder_Mean``) of the reader's row.
+
 * With ``status_dir``, each shard of :func:`extract_shard` writes its counters to a small status file, and the
   stage's overall progress (images done over all shards, rate, ETA) is printed to stderr and by ``usrad progress``
   (:mod:`~usrad.extract.progress`).
@@ -27,6 +32,7 @@
 Modules: :mod:`~usrad.extract.shards` (patients to shards), :mod:`~usrad.extract.digests` (file and row
 content SHA-256), :mod:`~usrad.extract.fastbins` (numpy bin edges for PyRadiomics), :mod:`~usrad.extract.extractor`
 (the PyRadiomics extractor), :mod:`~usrad.extract.provenance` (a feature table's metadata),
+:mod:`~usrad.extract.regions` (peritumoral regions),
 :mod:`~usrad.extract.cache` (the per-image cache), :mod:`~usrad.extract.perturbed` (perturbed masks),
 :mod:`~usrad.extract.progress` (the stage's overall progress) and :mod:`~usrad.extract.batch` (the cohort and shard
 extraction). This package only re-exports their public API.
@@ -41,6 +47,7 @@ from .fastbins import bin_edges, fast_bin_edges
 from .perturbed import perturbation_settings, perturbed_mask
 from .progress import ShardStatus, stage_line, status_dir, watch
 from .provenance import feature_table_metadata, provenance
+from .regions import RegionSpec, region_masks, region_name, tissue_mask
 from .shards import assign_shards, shard_key, shard_rows
 
 
@@ -49,5 +56,5 @@ __all__ = [
     "content_sha256", "file_sha256", "pixel_spacing", "row_content", "EXTRACTION_ERRORS", "MASK_FREE_IMAGE_TYPES",
     "Extractor", "get_extractor", "bin_edges", "fast_bin_edges", "perturbation_settings", "perturbed_mask",
     "feature_table_metadata", "provenance", "assign_shards", "shard_key", "shard_rows", "ShardStatus", "stage_line",
-    "status_dir", "watch",
+    "status_dir", "watch", "RegionSpec", "region_masks", "region_name", "tissue_mask",
 ]

@@ -58,6 +58,11 @@ class Extractor:
             result = self._extractor.execute(image, mask)
         return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
 
+    def setting(self, name: str, default=None):
+        """One PyRadiomics setting of the params (``minimumROISize``, ...), ``default`` when unset."""
+        value = self._extractor.settings.get(name)
+        return default if value is None else value
+
     def sharing_blockers(self) -> list[str]:
         """Why the filtered images of an image cannot be shared by its masks (empty list: they can).
 

@@ -14,6 +14,7 @@ import numpy as np
 from .. import __version__
 from ..errors import Problem, UsradError
 from .extractor import import_radiomics
+from .regions import RegionSpec
 
 
 def provenance(params_path) -> dict:
@@ -44,10 +45,15 @@ def provenance(params_path) -> dict:
     }
 
 
-def feature_table_metadata(params_path, content: dict | None = None) -> dict:
+def feature_table_metadata(params_path, content: dict | None = None, regions: dict | None = None) -> dict:
     """The ``usrad`` metadata of a feature table: :func:`provenance` plus, when given, the content SHA-256 of
-    every row (``content_sha256``: sorted ``[patient_id, image_id, reader, sha]``; see :func:`usrad.extract.content_sha256`)."""
+    every row (``content_sha256``: sorted ``[patient_id, image_id, reader, sha]``; see :func:`usrad.extract.content_sha256`)
+    and, when ``extraction.regions`` has rings, its settings (``regions``, :meth:`RegionSpec.settings`; absent
+    otherwise, so a table without regions keeps its bytes)."""
     meta = provenance(params_path)
+    spec = RegionSpec.from_config(regions)
+    if spec.on:
+        meta["regions"] = spec.settings()
     if content is not None:
         meta["content_sha256"] = sorted([*k, v] for k, v in content.items())
     return meta

@@ -19,6 +19,11 @@ Rules (thresholds are the module constants below; one flag = one 0/1 column of `
 * ``flag_duplicate`` — the image's decoded pixels are identical to another image's of the cohort
   (:func:`usrad.imageio.pixel_digest`, as validation's ``pixel_hash``); ``duplicate_of`` names the other image(s).
 
+With peritumoral regions (``extraction.regions``, recorded in the feature table's metadata), ``ring_clipped`` is
+the largest clipped fraction of reader 1's rings of the image (:mod:`usrad.extract.regions`: the share of the ring
+cut by the image edge or the black background; 0 = none). It is a number, not a flag: a clipped ring is extracted,
+and the column is absent when there are no regions.
+
 ``n_flags`` counts the flags and ``flagged`` is 1 when any is set; :func:`gallery_order` puts the images with the
 most flags first, then the rest by patient and image id.
 """
@@ -28,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .. import imageio
+from ..extract.regions import RING, RegionSpec, region_arrays
 from ..features import feature_columns
 from ..manifest.images import touches_border
 
@@ -69,17 +75,26 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(a, b).sum()) / total if total else float("nan")
 
 
-def _mask_measures(cohort: pd.DataFrame, log=None) -> pd.DataFrame:
-    """Border contact, Dice and pixel digest of every image (read once each)."""
+def ring_clipped(image, lesion: np.ndarray, spec: RegionSpec) -> float:
+    """The largest clipped fraction of the rings of ``spec`` around a bool lesion mask of a SimpleITK image."""
+    regions = region_arrays(imageio.pixels(image), lesion, tuple(image.GetSpacing())[::-1], spec)
+    return max(r.clipped_fraction for r in regions if r.name.startswith(RING))
+
+
+def _mask_measures(cohort: pd.DataFrame, log=None, spec: RegionSpec | None = None) -> pd.DataFrame:
+    """Border contact, Dice, pixel digest and (with rings) the rings' clipping of every image (read once each)."""
     rows = []
     for k, (_, row) in enumerate(cohort.iterrows(), start=1):
         image, m1, m2 = read_case(row)
         rows.append({"image_id": row["image_id"], "border_r1": int(touches_border(m1)),
                      "border_r2": int(touches_border(m2)) if m2 is not None else 0,
                      "dice": dice(m1, m2) if m2 is not None else np.nan, "digest": imageio.pixel_digest(image)})
+        if spec is not None and spec.on:
+            rows[-1]["ring_clipped"] = ring_clipped(image, m1, spec)
         if log is not None and (k % 100 == 0 or k == len(cohort)):
             log.info("QC flags: read %d of %d images", k, len(cohort))
-    return pd.DataFrame(rows, columns=["image_id", "border_r1", "border_r2", "dice", "digest"])
+    extra = ["ring_clipped"] if spec is not None and spec.on else []
+    return pd.DataFrame(rows, columns=["image_id", "border_r1", "border_r2", "dice", "digest", *extra])
 
 
 def _robust_scale(values: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -112,10 +127,12 @@ def _duplicates(ids: pd.Series, digests: pd.Series) -> pd.Series:
     return pd.Series([",".join(i for i in members[d] if i != own) for own, d in zip(ids, digests)], index=ids.index)
 
 
-def qc_flags(cohort: pd.DataFrame, features: pd.DataFrame, log=None) -> pd.DataFrame:
-    """The flags table (columns :data:`COLUMNS`, one row per cohort image, in gallery order, ``page`` empty until
-    the gallery is drawn) from the cohort table and the feature table (rules: module docstring)."""
-    measures = _mask_measures(cohort, log)
+def qc_flags(cohort: pd.DataFrame, features: pd.DataFrame, log=None, regions: dict | None = None) -> pd.DataFrame:
+    """The flags table (columns :data:`COLUMNS`, then ``ring_clipped`` with rings, one row per cohort image, in
+    gallery order, ``page`` empty until the gallery is drawn) from the cohort table, the feature table and its
+    ``regions`` metadata (rules: module docstring)."""
+    spec = RegionSpec.from_config(regions)
+    measures = _mask_measures(cohort, log, spec)
     out = cohort[["patient_id", "image_id"]].reset_index(drop=True).copy()
     out = out.merge(measures, on="image_id", how="left")
     out = out.join(outlier_counts(features), on="image_id")
@@ -129,7 +146,7 @@ def qc_flags(cohort: pd.DataFrame, features: pd.DataFrame, log=None) -> pd.DataF
     out["n_flags"] = out[[f"flag_{f}" for f in FLAGS]].sum(axis=1).astype(int)
     out["flagged"] = (out["n_flags"] > 0).astype(int)
     out["page"] = np.nan
-    return gallery_order(out)[COLUMNS]
+    return gallery_order(out)[COLUMNS + (["ring_clipped"] if spec.on else [])]
 
 
 def gallery_order(flags: pd.DataFrame) -> pd.DataFrame:

@@ -142,10 +142,12 @@ def draw_page(cases, rows: pd.DataFrame, page: int, n_pages: int, n_flagged: int
     return fig
 
 
-def write_qc_gallery(cohort: pd.DataFrame, features: pd.DataFrame, out_tsv, pages_dir, log=None) -> pd.DataFrame:
+def write_qc_gallery(cohort: pd.DataFrame, features: pd.DataFrame, out_tsv, pages_dir, log=None,
+                     regions: dict | None = None) -> pd.DataFrame:
     """Write ``out_tsv`` (the flags, one row per image, with its gallery ``page``) and the gallery pages
-    ``pages_dir/gallery_{k:02d}.png|pdf`` (earlier pages there are removed); return the flags table."""
-    flags = qc_flags(cohort, features, log)
+    ``pages_dir/gallery_{k:02d}.png|pdf`` (earlier pages there are removed); return the flags table.
+    ``regions``: the feature table's ``regions`` metadata (the rings' clipping is a column of the flags)."""
+    flags = qc_flags(cohort, features, log, regions)
     flags["page"] = flags.index // PER_PAGE + 1
     write_table(flags, Path(out_tsv).with_suffix(""))
     pages_dir = Path(pages_dir)
