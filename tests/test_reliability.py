@@ -314,7 +314,7 @@ def test_extraction_failure_leaves_no_shard_file_and_names_patient_and_file(tmp_
         input=NamedList(cohort=str(tmp_path / "results" / "cohort" / "cohort.tsv"), params=str(tmp_path / "light.yaml")),
         output=NamedList(shard=str(out)), log=[str(tmp_path / "results" / "logs" / "000.log")],
         params=SimpleNamespace(shard=0, n_shards=1, cache_dir=str(tmp_path / "results" / "features" / "cache"),
-                               perturbation={"n": 0}))
+                               perturbation={"n": 0}, regions={}))
     (tmp_path / "results" / "logs").mkdir(parents=True)
     with pytest.raises(SystemExit) as exc:
         runpy.run_path(str(REPO / "workflow" / "scripts" / "extract_shard.py"), init_globals={"snakemake": smk})
