@@ -62,12 +62,14 @@ SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 wildcard_constraints:
     task="|".join(re.escape(t["name"]) for t in config["tasks"]),
     shard=r"\d+",
+    control="|".join(config["evaluation"]["negative_controls"]) or "no-control",
 
 
 localrules:
     all,
     paper,
     merge_features,
+    merge_control_features,
     split,
 
 
@@ -236,6 +238,29 @@ def feature_shards():
     return expand(f"{RESULTS}/features/shards/{{shard}}.parquet", shard=SHARDS)
 
 
+def control_shards(wildcards):
+    """The extraction shards of one negative control (rules/controls.smk), as the cohort's."""
+    return expand(
+        f"{RESULTS}/controls/{wildcards.control}/shards/{{shard}}.parquet",
+        shard=SHARDS,
+    )
+
+
+def control_features():
+    """The feature tables of the negative controls (evaluation.negative_controls), in the config's order."""
+    return [
+        f"{RESULTS}/controls/{control}/features.parquet"
+        for control in config["evaluation"]["negative_controls"]
+    ]
+
+
+def negative_control_input():
+    """evaluate_task's input for Table 3's negative-control block: none when no controls are configured."""
+    if not config["evaluation"]["negative_controls"]:
+        return {}
+    return {"negative_controls": f"{RESULTS}/{{task}}/tables/negative_controls.tsv"}
+
+
 def task_names():
     return [task["name"] for task in config["tasks"]]
 
@@ -394,6 +419,11 @@ def evaluation_targets():
             out += [
                 f"{RESULTS}/{task}/tables/ablation.tsv",
                 f"{RESULTS}/{task}/figures/ablation.png",
+            ]
+        if config["evaluation"]["negative_controls"]:
+            out += [
+                f"{RESULTS}/{task}/tables/negative_controls.tsv",
+                f"{RESULTS}/{task}/figures/negative_controls.png",
             ]
     return out
 

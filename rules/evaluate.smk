@@ -10,6 +10,7 @@
 rule evaluate_task:
     input:
         **clinical_tables(),
+        **negative_control_input(),
         predictions=f"{RESULTS}/{{task}}/predictions.tsv",
         models=f"{RESULTS}/{{task}}/models",
         selection=f"{RESULTS}/{{task}}/selection",

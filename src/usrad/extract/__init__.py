@@ -32,7 +32,7 @@
 Modules: :mod:`~usrad.extract.shards` (patients to shards), :mod:`~usrad.extract.digests` (file and row
 content SHA-256), :mod:`~usrad.extract.fastbins` (numpy bin edges for PyRadiomics), :mod:`~usrad.extract.extractor`
 (the PyRadiomics extractor), :mod:`~usrad.extract.provenance` (a feature table's metadata),
-:mod:`~usrad.extract.regions` (peritumoral regions),
+:mod:`~usrad.extract.regions` (peritumoral regions), :mod:`~usrad.extract.controls` (negative-control images),
 :mod:`~usrad.extract.cache` (the per-image cache), :mod:`~usrad.extract.perturbed` (perturbed masks),
 :mod:`~usrad.extract.progress` (the stage's overall progress) and :mod:`~usrad.extract.batch` (the cohort and shard
 extraction). This package only re-exports their public API.
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from .batch import SUMMARY_TAG, extract_cohort, extract_shard
 from .cache import CACHE_FORMAT, CacheWarning, cache_key
+from .controls import CONTROL_TITLES, CONTROLS, control_cohort
 from .digests import READERS, content_sha256, file_sha256, pixel_spacing, row_content
 from .extractor import EXTRACTION_ERRORS, MASK_FREE_IMAGE_TYPES, Extractor, get_extractor
 from .fastbins import bin_edges, fast_bin_edges
@@ -56,5 +57,6 @@ __all__ = [
     "content_sha256", "file_sha256", "pixel_spacing", "row_content", "EXTRACTION_ERRORS", "MASK_FREE_IMAGE_TYPES",
     "Extractor", "get_extractor", "bin_edges", "fast_bin_edges", "perturbation_settings", "perturbed_mask",
     "feature_table_metadata", "provenance", "assign_shards", "shard_key", "shard_rows", "ShardStatus", "stage_line",
-    "status_dir", "watch", "RegionSpec", "region_masks", "region_name", "tissue_mask",
+    "status_dir", "watch", "RegionSpec", "region_masks", "region_name", "tissue_mask", "CONTROLS", "CONTROL_TITLES",
+    "control_cohort",
 ]

@@ -58,7 +58,7 @@ from ..settings import (
     modelling_settings,
     radiomics_only,
 )
-from .ablation import FEATURE_CLASSES, feature_class, feature_class_ablation
+from .ablation import FEATURE_CLASSES, feature_class, feature_class_ablation, negative_control_table
 from .choice import MODEL_CHOICE_RULES, SIMPLICITY, choose_model
 from .design import (TaskDesign, build_design, clinical_problems, harmonize_levels, pick_copy_reader, task_design,
                      task_signature)
@@ -83,7 +83,7 @@ __all__ = [
     "SEARCH_SPACES", "SIMPLICITY", "SVM_CALIBRATION_FOLDS", "ClinicalEncoder", "ClinicalSelector",
     "RadiomicsClinicalFeatures", "TaskDesign", "build_design", "choose_model", "clinical_branch",
     "clinical_logit_tables", "clinical_problems", "cross_fitted_radscore", "cv_groups", "feature_class",
-    "feature_class_ablation", "fit_task", "fitted_radscore_branch", "grouped_folds", "harmonize_levels", "make_classifier",
+    "feature_class_ablation", "negative_control_table", "fit_task", "fitted_radscore_branch", "grouped_folds", "harmonize_levels", "make_classifier",
     "model_names", "modelling_settings", "nomogram_inputs", "pick_copy_reader", "radiomics_only", "radscore_branch",
     "radscore_intercept", "read_predictions", "search_space", "search_space_problems", "synthetic_modelling_data",
     "task_design", "task_signature", "unpenalised_logistic", "write_predictions",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..tables import read_table
 from .sources import fmt_value, resolve_source, settings_value
+from .style import CONTROL_LABELS
 
 
 @dataclass
@@ -166,12 +167,26 @@ def modelling_facts(root: Path, results: str, tasks) -> dict[str, Fact]:
         facts["scaling"] = Fact("z-scores fitted on the training rows of each fold, inside the pipeline", [bundle_path])
         facts["software_models"] = Fact("modelling: " + ", ".join(f"{k} {v}" for k, v in sorted(
             bundle.get("versions", {}).items())), [bundle_path])
+    controls = [f"{results}/{t}/tables/negative_controls.tsv" for t in tasks]
+    if all((root / p).exists() for p in controls):
+        facts["negative_controls"] = Fact(_controls_text(root, tasks, controls), controls)
     facts["model_files"] = Fact("model bundles (model file + bundle.json with SHA-256 manifest)",
                                 [f"{results}/{t}/models" for t in tasks])
     for key, rel in (("workflow", "report/figures/workflow.png"), ("flow", "report/figures/flow.png"),
                      ("table1", "report/table1.tsv"), ("feature_dictionary", "report/feature_dictionary.tsv")):
         facts[key] = Fact(rel.rsplit("/", 1)[-1], [f"{results}/{rel}"])
     return {k: f for k, f in facts.items() if all((root / p).exists() for p in f.sources)}
+
+
+def _controls_text(root: Path, tasks, paths) -> str:
+    """The negative controls' test AUCs of the all-feature rad-score, per task (README, "Negative controls")."""
+    parts = []
+    for task, path in zip(tasks, paths):
+        t = read_table(root / path, text=("task", "control"))
+        t = t[(t["feature_class"] == "all") & (t["split"] == "test")]
+        parts.append(f"{task}: " + ", ".join(f"{CONTROL_LABELS.get(c, c)} {a:.3f}" for c, a in zip(t["control"], t["auc"])))
+    return ("negative controls through the identical pipeline, rad-score test AUC (a signature that survives "
+            "scrambled images measures size, position or marks): " + "; ".join(parts))
 
 
 def run_facts(root, results: str, tasks) -> dict[str, Fact]:

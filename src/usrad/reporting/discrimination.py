@@ -1,7 +1,8 @@
 """Discrimination figures, drawn from the metric tables (nothing here computes a statistic): ROC curves with
 their patient-level bootstrap bands (:func:`roc_figure`, from :func:`usrad.reporting.curves.roc_tables` and
 Table 3), the AUC forest plot (:func:`forest_figure`, from Table 3) and the feature-class ablation
-(:func:`ablation_figure`, from its table). Each figure returns what it drew.
+(:func:`ablation_figure`, from its table) and the negative controls (:func:`negative_control_figure`, from theirs).
+Each figure returns what it drew.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 from ..errors import Problem, UsradError
 from .predictions import models_present, splits_present, table_rows, task_of
 from .style import (
-    BASE_MODELS, DOUBLE, MM, SINGLE, SPLITS, SPLIT_COLOURS, SPLIT_MARKERS, SPLIT_TITLES, fmt_ci, model_colour,
+    BASE_MODELS, CONTROL_COLOURS, CONTROL_LABELS, DOUBLE, MM, SINGLE, SPLITS, SPLIT_COLOURS, SPLIT_MARKERS, SPLIT_TITLES, fmt_ci, model_colour,
     model_label, new_figure, save_figure, styled
 )
 
@@ -188,3 +189,38 @@ def ablation_figure(ablation: pd.DataFrame, stem, title: str | None = None) -> N
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
+
+
+
+@styled
+def negative_control_figure(table: pd.DataFrame, stem, split: str = "test", title: str | None = None) -> pd.DataFrame:
+    """Negative controls (:func:`usrad.models.negative_control_table`): the test AUC (95% CI) of the rad-score of each
+    feature class on the real images and on each control, one marker per control; returns the rows drawn."""
+    data = table[table["split"] == split]
+    classes = [c for c in ABLATION_TITLES if c in set(data["feature_class"])]
+    controls = [c for c in CONTROL_LABELS if c in set(data["control"])]
+    n, k = len(classes), len(controls)
+    fig = new_figure(SINGLE, (34 + (3 + 2 * k) * n) * MM)
+    ax = fig.subplots()
+    offsets = dict(zip(controls, np.linspace(-0.3, 0.3, k) if k > 1 else [0.0]))
+    for r, cls in enumerate(classes):
+        for control in controls:
+            d = data[(data["feature_class"] == cls) & (data["control"] == control)]
+            if d.empty:
+                continue
+            row, colour = d.iloc[0], CONTROL_COLOURS[control]
+            ax.errorbar(row["auc"], r + offsets[control], xerr=[[row["auc"] - row["auc_low"]],
+                                                                [row["auc_high"] - row["auc"]]],
+                        color=colour, mec=colour, mfc="white" if control != "none" else colour, ms=3.5, lw=1,
+                        capsize=1.5, marker="o" if control == "none" else "s", label=CONTROL_LABELS[control]
+                        if r == 0 else None)
+    lo = min(0.3, math.floor(data["auc_low"].min() * 10) / 10)
+    ax.axvline(0.5, ls=":", lw=0.7, color="#7F7F7F")
+    ax.set(xlim=(lo - 0.02, 1.005), ylim=(n - 0.5, -0.5), yticks=range(n),
+           yticklabels=[ABLATION_TITLES[c] for c in classes],
+           xlabel=f"Rad-score AUC (95% CI), {SPLIT_TITLES[split].lower()}")
+    ax.legend(loc="lower left", ncols=2, bbox_to_anchor=(0, 1.0), borderaxespad=0.2, handletextpad=0.3)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, stem)
+    return data

@@ -35,7 +35,7 @@ from .outputs import N_BOOT
 from .predictions import check_predictions, models_present, task_of
 from .signature import icc_figure, lasso_cv_figure, lasso_path_figure, lasso_tables, radscore_figure
 from .style import CLASSIFIERS, model_label, placeholder_figure, write_table
-from .tables import delong_table, format_delong, format_performance, performance_tables, radscore_table, table2
+from .tables import control_rows, delong_table, format_delong, format_performance, performance_tables, radscore_table, table2
 from .wording import risk_label, task_wording
 
 log = logging.getLogger(__name__)
@@ -164,12 +164,14 @@ class _Outputs:
 
 def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, cohort: pd.DataFrame | None = None,
                   cfg: Mapping | None = None, seed: int = 0, n_boot: int = N_BOOT, n_jobs: int = 1,
-                  task_cfg: Mapping | None = None) -> dict:
+                  task_cfg: Mapping | None = None, negative_controls: pd.DataFrame | None = None) -> dict:
     """Every figure and table of one task from its modelling results in ``task_dir`` (``results/{task}``).
 
     ``features``/``cohort`` (feature and cohort tables) are needed for the nomogram's training ranges and the
     SHAP values; ``cfg`` is the validated config (clinical predictors, modelling settings); ``task_cfg`` the task's
-    config item, whose wording labels the nomogram's risk axis (:func:`usrad.reporting.wording.task_wording`).
+    config item, whose wording labels the nomogram's risk axis (:func:`usrad.reporting.wording.task_wording`);
+    ``negative_controls`` the negative-control table (:func:`usrad.models.negative_control_table`), whose AUCs
+    become a block of Table 3's paper text.
     Returns ``{"figures": {stem: png path}, "tables": {name: tsv path}, "best": best classifier, "seconds": {...}}``.
     """
     cfg = dict(cfg or {})
@@ -186,7 +188,7 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     main = [m for m in MAIN_MODELS if m in models]
     splits = [s for s in ("train", "test") if s in set(pred["split"])]
     out = _Outputs(task, fig_dir, tab_dir)
-    _metric_tables(out, pred, thr, default_comparisons(models, best), splits, n_boot, seed, n_jobs)
+    _metric_tables(out, pred, thr, default_comparisons(models, best), splits, n_boot, seed, n_jobs, negative_controls)
     _curve_tables(out, pred, main, splits, n_boot, seed)
     wording = task_wording(task_cfg, task)
     _prediction_figures(out, pred, main, splits, seed, {0: wording["negative_label"], 1: wording["positive_label"]})
@@ -201,12 +203,15 @@ def evaluate_task(task_dir, task: str, features: pd.DataFrame | None = None, coh
     return {"figures": out.figs, "tables": out.tabs, "best": best, "seconds": out.timings}
 
 
-def _metric_tables(out: _Outputs, pred, thr, comparisons, splits, n_boot, seed, n_jobs) -> None:
-    """Table 3 (the slow part: 2,000 patient-level bootstrap resamples per model and split), the DeLong
-    comparisons and the calibration tables."""
+def _metric_tables(out: _Outputs, pred, thr, comparisons, splits, n_boot, seed, n_jobs, controls=None) -> None:
+    """Table 3 (the slow part: 2,000 patient-level bootstrap resamples per model and split; its paper text with the
+    negative controls' block), the DeLong comparisons and the calibration tables."""
     perf = task_performance(pred, thr, n_boot, seed, n_jobs)
     out.table(perf, "table3_performance")
-    out.table(format_performance(perf), "table3_performance_formatted")
+    text = format_performance(perf)
+    if controls is not None:
+        text = pd.concat([text, control_rows(controls, text.columns)], ignore_index=True)
+    out.table(text, "table3_performance_formatted")
     out.tick("table3")
     dl = delong_table(pred, comparisons, splits=[s for s in ("test", "train") if s in splits], task=out.task)
     out.table(dl, "delong")

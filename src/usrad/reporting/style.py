@@ -56,6 +56,10 @@ MODEL_LABELS = {
     "combined": "Combined", "best_combined": "Best combined", "lr": "LR", "svm": "SVM", "rf": "RF", "xgb": "XGBoost",
     "knn": "KNN", "nb": "Naive Bayes", "mlp": "MLP",
 }
+#: The negative controls (:mod:`usrad.extract.controls`; ``none`` = the real images) in figures and Table 3.
+CONTROL_LABELS = {"none": "Real images", "shuffled_roi": "Shuffled ROI", "randomized_roi": "Randomised ROI",
+                  "moved_roi": "ROI moved to tissue"}
+CONTROL_COLOURS = {"none": "#000000", "shuffled_roi": "#D55E00", "randomized_roi": "#0072B2", "moved_roi": "#009E73"}
 SPLIT_COLOURS = {"cv": "#E69F00", "train": "#7F7F7F", "test": "#0072B2", "external": "#D55E00"}
 SPLIT_MARKERS = {"cv": "D", "train": "o", "test": "s", "external": "^"}
 CLASS_COLOURS = {0: "#0072B2", 1: "#D55E00"}

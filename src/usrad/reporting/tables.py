@@ -1,5 +1,6 @@
 """The result tables: Table 2 (odds ratios of the clinical predictors, :func:`table2`), Table 3
-(performance with patient-level CIs, :func:`performance_tables`, and its paper text :func:`format_performance`)
+(performance with patient-level CIs, :func:`performance_tables`, and its paper text :func:`format_performance`,
+with the negative controls' block :func:`control_rows`)
 and the DeLong comparisons (:func:`delong_table`, :func:`format_delong`); for the demo, the AUC of the
 Bayes-optimal probabilities (:func:`oracle_auc_rows`); the rad-score by class with its Mann–Whitney test
 (:func:`radscore_table`).
@@ -16,7 +17,7 @@ from .. import metrics
 from ..errors import Problem, UsradError
 from ..tables import read_table
 from .predictions import check_predictions, models_present, radscore_values, select_rows, task_of, threshold_of
-from .style import ALL_SPLITS, LABEL, SPLITS, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
+from .style import ALL_SPLITS, CONTROL_LABELS, LABEL, SPLITS, SPLIT_TITLES, fmt_ci, fmt_num, fmt_p, model_label, write_table
 
 
 def performance_tables(predictions: pd.DataFrame, thresholds: Mapping, stem=None, n_boot: int = 2000,
@@ -72,6 +73,19 @@ def format_performance(perf: pd.DataFrame, stem=None, digits: int = 3) -> pd.Dat
     out["Threshold"] = perf["threshold"].map(lambda v: f"{v:.{digits}f}")
     if stem is not None:
         write_table(out, stem)
+    return out
+
+
+def control_rows(controls: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Table 3's negative-control block (paper text, ``columns`` of :func:`format_performance`): the test and
+    external AUC (95% CI) of the rad-score of all features on each control's images
+    (:func:`usrad.models.negative_control_table`); the other metrics have no threshold there: ``—``."""
+    rows = controls[(controls["feature_class"] == "all") & (controls["control"] != "none")]
+    out = pd.DataFrame("—", index=range(len(rows)), columns=list(columns))
+    out["task"] = rows["task"].to_numpy()
+    out["model"] = [f"Rad-score, negative control: {CONTROL_LABELS.get(c, c)}" for c in rows["control"]]
+    out["split"] = rows["split"].to_numpy()
+    out["AUC (95% CI)"] = [fmt_ci(a, b, c) for a, b, c in zip(rows["auc"], rows["auc_low"], rows["auc_high"])]
     return out
 
 
