@@ -27,12 +27,12 @@ from __future__ import annotations
 from .figure import comparison_figure
 from .latent import BIRADS, MODEL, GenerativeModel, draw_latents, oracle_probabilities
 from .lesion import lesion_radius, reader_radius
-from .render import DEVICES, render_patient
+from .render import DEVICE_SETTINGS, DEVICES, device_settings, render_patient
 from .writer import (DEFAULT_SEED, GROUND_TRUTH_COLUMNS, MANIFEST_COLUMNS, patient_id, simulate_cohort,
                      simulate_patient)
 
 __all__ = [
-    "BIRADS", "DEVICES", "DEFAULT_SEED",
+    "BIRADS", "DEVICES", "DEVICE_SETTINGS", "DEFAULT_SEED", "device_settings",
     "GenerativeModel", "MODEL", "MANIFEST_COLUMNS", "GROUND_TRUTH_COLUMNS", "draw_latents",
     "oracle_probabilities", "render_patient", "simulate_patient", "simulate_cohort", "comparison_figure",
     "lesion_radius", "reader_radius", "patient_id",
