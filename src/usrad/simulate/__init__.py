@@ -13,6 +13,8 @@ Images are 2D B-mode made the physical way: random scatterers whose backscatter 
 point-spread function in complex baseband (IQ), two-look spatial compounding, envelope detection and
 log compression to 8 bits.
 The physical pixel spacing is stored in each NRRD file, so shape features are in mm.
+Two simulated devices differ in PSF width, dynamic range and gain; ``device_effect`` scales that difference
+(1.0: the demo cohort, byte for byte; 0: identical devices), a known batch effect for testing harmonisation.
 
 Every patient draws from its own ``SeedSequence(seed).spawn`` child: patient ``i`` is the same
 whatever ``n_patients`` is, and the same seed gives byte-identical files.
