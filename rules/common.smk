@@ -89,6 +89,7 @@ def radiomics_params():
 def simulate_params():
     return {
         "n_patients": config["cohort"]["simulate"]["n_patients"],
+        "device_effect": config["cohort"]["simulate"]["device_effect"],
         "seed": config["seed"],
     }
 

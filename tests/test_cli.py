@@ -77,6 +77,7 @@ def test_defaults_of_the_cli_are_the_schemas():
     defaults = validate_config({})
     sim = _subparsers(build_parser())["simulate"].parse_args([])
     assert sim.n_patients == defaults["cohort"]["simulate"]["n_patients"] and sim.seed == defaults["seed"]
+    assert sim.device_effect == defaults["cohort"]["simulate"]["device_effect"] == 1.0
 
 
 # ----------------------------------------------------------------------------------------- every command

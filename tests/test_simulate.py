@@ -189,7 +189,11 @@ def test_progress_is_logged(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("kwargs, column", [({"n_patients": 0}, "n_patients"), ({"n_patients": 2.5}, "n_patients"),
-                                            ({"n_patients": 2, "seed": -1}, "seed")])
+                                            ({"n_patients": 2, "seed": -1}, "seed"),
+                                            ({"n_patients": 2, "device_effect": -0.5}, "device_effect"),
+                                            ({"n_patients": 2, "device_effect": "strong"}, "device_effect"),
+                                            ({"n_patients": 2, "device_effect": float("nan")}, "device_effect"),
+                                            ({"n_patients": 2, "device_effect": True}, "device_effect")])
 def test_invalid_arguments_raise_usrad_error_naming_the_setting(tmp_path, kwargs, column):
     with pytest.raises(UsradError) as err:
         sim.simulate_cohort(tmp_path / "x", **kwargs)

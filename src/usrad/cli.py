@@ -136,7 +136,8 @@ def _cmd_simulate(args) -> int:
     from .simulate import simulate_cohort
 
     _refuse("simulate", output_folder(args.out, "--out"))
-    manifest = simulate_cohort(Path(args.out), n_patients=args.n_patients, seed=args.seed, progress=not args.quiet)
+    manifest = simulate_cohort(Path(args.out), n_patients=args.n_patients, seed=args.seed, progress=not args.quiet,
+                               device_effect=args.device_effect)
     print(f"Simulated cohort written: {manifest}")
     return 0
 
@@ -286,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-patients", type=_whole(1), default=defaults["cohort"]["simulate"]["n_patients"],
                    help="number of patients (default: %(default)s, config key cohort.simulate.n_patients)")
     p.add_argument("--seed", type=_whole(0), default=defaults["seed"], help="random seed (default: %(default)s)")
+    p.add_argument("--device-effect", type=float, default=defaults["cohort"]["simulate"]["device_effect"],
+                   help="strength of the difference between the two devices, >= 0 (default: %(default)s, config key "
+                        "cohort.simulate.device_effect)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_simulate)
 

@@ -13,6 +13,8 @@ Images are 2D B-mode made the physical way: random scatterers whose backscatter 
 point-spread function in complex baseband (IQ), two-look spatial compounding, envelope detection and
 log compression to 8 bits.
 The physical pixel spacing is stored in each NRRD file, so shape features are in mm.
+Two simulated devices differ in PSF width, dynamic range and gain; ``device_effect`` scales that difference
+(1.0: the demo cohort, byte for byte; 0: identical devices), a known batch effect for testing harmonisation.
 
 Every patient draws from its own ``SeedSequence(seed).spawn`` child: patient ``i`` is the same
 whatever ``n_patients`` is, and the same seed gives byte-identical files.
@@ -27,12 +29,12 @@ from __future__ import annotations
 from .figure import comparison_figure
 from .latent import BIRADS, MODEL, GenerativeModel, draw_latents, oracle_probabilities
 from .lesion import lesion_radius, reader_radius
-from .render import DEVICES, render_patient
+from .render import DEVICE_SETTINGS, DEVICES, device_settings, render_patient
 from .writer import (DEFAULT_SEED, GROUND_TRUTH_COLUMNS, MANIFEST_COLUMNS, patient_id, simulate_cohort,
                      simulate_patient)
 
 __all__ = [
-    "BIRADS", "DEVICES", "DEFAULT_SEED",
+    "BIRADS", "DEVICES", "DEVICE_SETTINGS", "DEFAULT_SEED", "device_settings",
     "GenerativeModel", "MODEL", "MANIFEST_COLUMNS", "GROUND_TRUTH_COLUMNS", "draw_latents",
     "oracle_probabilities", "render_patient", "simulate_patient", "simulate_cohort", "comparison_figure",
     "lesion_radius", "reader_radius", "patient_id",

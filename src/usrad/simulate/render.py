@@ -6,6 +6,12 @@ Images are 2D B-mode made the physical way: random scatterers whose backscatter 
 point-spread function in complex baseband (IQ), two-look spatial compounding, envelope detection and
 log compression to 8 bits. :func:`render_patient` runs the steps in a fixed order, each drawing from the
 patient's image generator in turn, so that the same generator gives the same image.
+
+Each patient is scanned on one of two devices (:data:`DEVICES`; device 1 with P = 0.4, drawn independently of
+the latents), which differ in PSF width (speckle size, resolution), dynamic range and grey-level gain
+(:data:`DEVICE_SETTINGS`). ``device_effect`` scales that difference: device 1's settings are device 0's plus
+``device_effect`` times today's difference, so 1.0 (the default) gives the demo cohort's images exactly, 0 makes
+the two devices identical and larger values make a stronger, known batch effect (for testing harmonisation).
 """
 from __future__ import annotations
 
@@ -19,6 +25,18 @@ from .fields import fast_shape, ramp, random_field, random_profile
 from .lesion import THETA, effect_strength, inside_contour, lesion_frame, lesion_radius, reader_radius
 
 DEVICES = ("SimUS L12-5", "SimUS L9-3")
+#: Per device (as in :data:`DEVICES`): axial and lateral PSF sigma (mm), dynamic range (dB) and the grey level of
+#: fibroglandular tissue (gain), at ``device_effect`` 1. Device 0 is the reference that ``device_effect`` scales from.
+DEVICE_SETTINGS = ((0.10, 0.30, 62.0, 104.0), (0.13, 0.38, 66.0, 98.0))
+
+
+def device_settings(dev: int, device_effect: float = 1.0) -> tuple:
+    """``(sig_ax, sig_lat, dyn, gain)`` of device ``dev``: the reference (device 0) plus ``device_effect`` times the
+    device's difference from it (exactly :data:`DEVICE_SETTINGS` at 1.0; device 0's settings at 0)."""
+    ref, own = DEVICE_SETTINGS[0], DEVICE_SETTINGS[dev]
+    if device_effect == 1.0:
+        return own
+    return tuple(r + device_effect * (o - r) for r, o in zip(ref, own))
 
 
 @dataclass(frozen=True)
@@ -52,16 +70,22 @@ class _Frame:
         return 1.0 / self.spacing
 
 
-def render_patient(rng: np.random.Generator, latent: dict) -> dict:
+def render_patient(rng: np.random.Generator, latent: dict, device_effect: float = 1.0,
+                   device: int | None = None) -> dict:
     """Render one B-mode image with its true lesion mask and two reader masks.
 
     Returns a dict with ``image`` (uint8, rows = depth), ``mask``, ``mask_r1``, ``mask_r2`` (uint8 0/1),
-    ``spacing`` (mm, isotropic), ``device`` and ``lesion_depth_mm``.
+    ``spacing`` (mm, isotropic), ``device`` and ``lesion_depth_mm``. ``device_effect`` (>= 0) scales the
+    difference between the devices (:func:`device_settings`). ``device`` (0 or 1) scans the patient on that
+    device instead of the drawn one; the draw is still made, so everything else in the image stays the same.
     """
     m, h, e = latent["margin_irregularity"], latent["heterogeneity"], latent["echogenicity_loss"]
     size = latent["size_mm"]
     qm, qh, qe = effect_strength(m), effect_strength(h), effect_strength(e)
-    dev = int(rng.random() < 0.4)
+    if device not in (None, 0, 1):
+        raise ValueError(f"device must be None, 0 or 1, got {device!r}")
+    drawn = int(rng.random() < 0.4)  # independent of the latents; drawn even when ``device`` is given
+    dev = drawn if device is None else int(device)
     aspect = float(np.clip(rng.normal(0.72 + 0.08 * qm, 0.08), 0.5, 1.0))
     tilt = rng.normal(0, 0.15)
     r_true = lesion_radius(rng, m, aspect, size)
@@ -71,7 +95,7 @@ def render_patient(rng: np.random.Generator, latent: dict) -> dict:
     db, skin, is_fat, is_mus = _tissue(rng, f)
     _lesion(rng, f, db, box, u, v, inside, r_true, (qm, qh, qe), size)
     amp = _attenuated_amplitude(rng, f, db, inside, qe)
-    image = _bmode(rng, f, amp, dev, ~inside & ~is_fat & ~is_mus & (f.y > skin[None, :] + 0.5))
+    image = _bmode(rng, f, amp, device_settings(dev, device_effect), ~inside & ~is_fat & ~is_mus & (f.y > skin[None, :] + 0.5))
     return {
         "image": image, "mask": inside.astype(np.uint8), "mask_r1": r1.astype(np.uint8),
         "mask_r2": r2.astype(np.uint8), "spacing": f.spacing, "device": DEVICES[dev],
@@ -220,11 +244,12 @@ def _attenuated_amplitude(rng, f: _Frame, db, inside, qe) -> np.ndarray:
     return np.sqrt(10.0 ** ((db - att + tgc) / 10.0) + 10.0 ** (-28.0 / 10.0))   # with electronic noise floor
 
 
-def _bmode(rng, f: _Frame, amp, dev: int, reference) -> np.ndarray:
+def _bmode(rng, f: _Frame, amp, settings: tuple, reference) -> np.ndarray:
     """Scatterers * PSF (complex baseband), envelope detection, log compression to 8 bits; the grey scale is set
-    on the median of the ``reference`` region (fibroglandular tissue below the skin, outside the lesion)."""
+    on the median of the ``reference`` region (fibroglandular tissue below the skin, outside the lesion).
+    ``settings``: the device's ``(sig_ax, sig_lat, dyn, gain)`` (:func:`device_settings`)."""
     H, W, spacing = f.H, f.W, f.spacing  # noqa: N806
-    sig_ax, sig_lat = (0.10, 0.30) if dev == 0 else (0.13, 0.38)
+    sig_ax, sig_lat, dyn, gain = settings
     shp = fast_shape((H, W))
     ky = sfft.fftfreq(shp[0], d=spacing)
     kx = sfft.fftfreq(shp[1], d=spacing)
@@ -236,10 +261,8 @@ def _bmode(rng, f: _Frame, amp, dev: int, reference) -> np.ndarray:
         power += iq.real ** 2 + iq.imag ** 2
     env_db = 10 * np.log10(power / 2 + 1e-12)
     ref = np.median(env_db[reference])
-    dyn = 62.0 if dev == 0 else 66.0
-    gain = 104.0 if dev == 0 else 98.0
     grey = ndimage.gaussian_filter(gain + (env_db - ref) * (255.0 / dyn), (0.5, 0.9))
     return np.clip(np.round(grey), 0, 255).astype(np.uint8)
 
 
-__all__ = ["DEVICES", "render_patient"]
+__all__ = ["DEVICES", "DEVICE_SETTINGS", "device_settings", "render_patient"]

@@ -42,12 +42,13 @@ def _patient_rngs(seed: int, index: int):
     return np.random.default_rng(lat), np.random.default_rng(img)
 
 
-def simulate_patient(seed: int, index: int, model: GenerativeModel = MODEL):
-    """Latents/clinical row and rendered images of patient ``index`` (0-based)."""
+def simulate_patient(seed: int, index: int, model: GenerativeModel = MODEL, device_effect: float = 1.0):
+    """Latents/clinical row and rendered images of patient ``index`` (0-based); ``device_effect`` scales the
+    difference between the two devices (:func:`~usrad.simulate.render.device_settings`; 1.0: the demo cohort)."""
     rng_lat, rng_img = _patient_rngs(seed, index)
     row = draw_latents(rng_lat, 1, model).iloc[0].to_dict()
     row["patient_id"] = patient_id(index)
-    return row, render_patient(rng_img, row)
+    return row, render_patient(rng_img, row, device_effect=device_effect)
 
 
 def patient_id(index: int) -> str:
@@ -90,7 +91,7 @@ def _is_simulated_cohort(folder: Path) -> bool:
 
 
 def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, progress: bool = True,
-                    n_jobs: int = 1) -> Path:
+                    n_jobs: int = 1, device_effect: float = 1.0) -> Path:
     """Write the simulated cohort to ``out_dir`` and return the manifest path.
 
     Files: ``manifest.tsv`` (paths relative to ``out_dir``), ``images/{pid}.nrrd``,
@@ -101,12 +102,20 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
     ``n_jobs`` > 1 renders patients in that many processes (joblib). Each patient draws from its own seeded
     generators and is written by the process that renders it, so the files are byte-identical for any
     ``n_jobs``.
+
+    ``device_effect`` (a number >= 0) scales the differences between the two simulated devices in PSF width,
+    dynamic range and gain: 1.0 (default) is the demo cohort, byte for byte; 0 makes the devices identical; 4 is
+    a strong, known batch effect (docs/simulation.md). The device draw itself never depends on it.
     """
     problems = []
     if not isinstance(n_patients, (int, np.integer)) or isinstance(n_patients, bool) or n_patients < 1:
         problems.append(Problem(f"n_patients must be a positive integer, got {n_patients!r}", column="n_patients"))
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         problems.append(Problem(f"seed must be a non-negative integer, got {seed!r}", column="seed"))
+    if (not isinstance(device_effect, (int, float, np.integer, np.floating)) or isinstance(device_effect, bool)
+            or not np.isfinite(device_effect) or device_effect < 0):
+        problems.append(Problem(f"device_effect must be a finite number >= 0, got {device_effect!r}",
+                                column="device_effect"))
     out_dir = Path(out_dir)
     problems += _out_dir_problems(out_dir)
     if problems:
@@ -118,7 +127,7 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
         (tmp / "masks").mkdir()
         rows = []
         step = max(1, n_patients // 10)
-        for row in _render_all(seed, n_patients, tmp, n_jobs):
+        for row in _render_all(seed, n_patients, tmp, n_jobs, float(device_effect)):
             rows.append(row)
             if progress and (len(rows) % step == 0 or len(rows) == n_patients):
                 log.info("simulated %d/%d patients", len(rows), n_patients)
@@ -132,9 +141,9 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
     return out_dir / "manifest.tsv"
 
 
-def _render_and_write(seed: int, index: int, folder: Path) -> dict:
+def _render_and_write(seed: int, index: int, folder: Path, device_effect: float = 1.0) -> dict:
     """Render patient ``index``, write its image and reader masks under ``folder``, return its manifest row."""
-    row, rend = simulate_patient(seed, index, MODEL)
+    row, rend = simulate_patient(seed, index, MODEL, device_effect)
     pid = row["patient_id"]
     _write_nrrd(rend["image"], rend["spacing"], folder / "images" / f"{pid}.nrrd")
     _write_nrrd(rend["mask_r1"], rend["spacing"], folder / "masks" / f"{pid}_r1.nrrd")
@@ -146,23 +155,23 @@ def _render_and_write(seed: int, index: int, folder: Path) -> dict:
     return row
 
 
-def _render_chunk(seed: int, indices: range, folder: Path) -> list[dict]:
-    return [_render_and_write(seed, i, folder) for i in indices]
+def _render_chunk(seed: int, indices: range, folder: Path, device_effect: float = 1.0) -> list[dict]:
+    return [_render_and_write(seed, i, folder, device_effect) for i in indices]
 
 
-def _render_all(seed: int, n_patients: int, folder: Path, n_jobs: int = 1):
+def _render_all(seed: int, n_patients: int, folder: Path, n_jobs: int = 1, device_effect: float = 1.0):
     """Manifest rows of patients 0 … n_patients-1 in order, rendered in ``n_jobs`` processes (chunks of patients)."""
     n_jobs = max(1, min(int(n_jobs), n_patients))
     if n_jobs == 1:
         for i in range(n_patients):
-            yield _render_and_write(seed, i, folder)
+            yield _render_and_write(seed, i, folder, device_effect)
         return
     from joblib import Parallel, delayed
 
     size = max(1, min(16, n_patients // (4 * n_jobs)))  # ~0.2 s per patient: chunks amortise the dispatch
     chunks = [range(i, min(i + size, n_patients)) for i in range(0, n_patients, size)]
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")  # ordered: chunk k is yielded k-th
-    for rows in parallel(delayed(_render_chunk)(seed, c, folder) for c in chunks):
+    for rows in parallel(delayed(_render_chunk)(seed, c, folder, device_effect) for c in chunks):
         yield from rows
 
 
