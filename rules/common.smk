@@ -87,11 +87,13 @@ def radiomics_params():
 
 
 def simulate_params():
-    return {
-        "n_patients": config["cohort"]["simulate"]["n_patients"],
-        "device_effect": config["cohort"]["simulate"]["device_effect"],
-        "seed": config["seed"],
-    }
+    sim = config["cohort"]["simulate"]
+    params = {"n_patients": sim["n_patients"], "seed": config["seed"]}
+    if (
+        sim["device_effect"] != 1.0
+    ):  # the default makes today's images: a cohort simulated before is not redone
+        params["device_effect"] = sim["device_effect"]
+    return params
 
 
 def busbra_dir():

@@ -11,4 +11,4 @@ with rule_errors(smk):
     manifest = Path(smk.output.manifest)
     sim = smk.params.sim
     simulate_cohort(manifest.parent, n_patients=int(sim["n_patients"]), seed=int(sim["seed"]),
-                    n_jobs=smk.threads, device_effect=float(sim["device_effect"]))
+                    n_jobs=smk.threads, device_effect=float(sim.get("device_effect", 1.0)))
