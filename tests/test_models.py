@@ -63,7 +63,7 @@ def test_known_signal_is_recovered_on_the_test_set(fitted, data):
 def test_signature_keeps_informative_reproducible_features_only(fitted):
     _, out = fitted
     sel = pd.read_csv(out / "selection" / "selected_features.tsv", sep="\t")
-    assert {f"inf_{k}" for k in range(5)} <= set(sel.feature)
+    assert {f"inf_{k}" for k in range(5)} <= set(sel.feature) and set(sel.region) == {"lesion"}
     assert "inf_irreproducible" not in set(sel.feature)  # informative, but removed by the ICC filter
     inf = sel.feature.str.match(r"inf_\d")
     assert sel.coef[inf].abs().min() > max(sel.coef[~inf].abs().tolist(), default=0.0)

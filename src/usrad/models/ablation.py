@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from ..features import split_region
+from ..features import LESION, feature_region, split_region
 from ..metrics import bootstrap_auc
 from .design import task_design, task_signature
 
@@ -40,13 +40,21 @@ def feature_class_ablation(features_df: pd.DataFrame, cohort_df: pd.DataFrame, s
     """Where the signal lives: the rad-score signature refitted on one feature class at a time.
 
     For each class the whole signature (ICC, NZV, Mann–Whitney, redundancy, LASSO) is fitted on the training
-    rows restricted to that class's features, exactly as for the full rad-score, and scored on every split.
-    Returns one row per class and split with the number of input and selected features, AUC and its
-    patient-level bootstrap 95% CI (``metrics.bootstrap_auc``).
+    rows restricted to that class's features (of every region), exactly as for the full rad-score, and scored on
+    every split. With peritumoral regions (README, "Peritumoral regions") it is also fitted on each region's
+    features alone (``feature_class`` ``all``, ``region`` the region; ``all`` on the class rows). Returns one row
+    per class or region and split with the number of input and selected features, AUC and its patient-level
+    bootstrap 95% CI (``metrics.bootstrap_auc``).
     """
+    splits = ("train", "test", "external")
     with threadpool_limits(limits=1):
         design = task_design(features_df, cohort_df, split_df, task_cfg, modelling_cfg, clinical_cfg)
-        return pd.DataFrame(_class_rows(design, classes, seed, n_boot, ("train", "test", "external")))
+        rows = [{"region": "all", **r} for r in _class_rows(design, classes, seed, n_boot, splits)]
+        regions = sorted(dict.fromkeys(feature_region(c) for c in design.rad_cols if "@" not in c),
+                         key=lambda r: r != LESION)  # the lesion first, then the rings in the table's order
+        for region in regions if len(regions) > 1 else []:
+            rows += [{"region": region, **r} for r in _class_rows(design, ("all",), seed, n_boot, splits, region)]
+        return pd.DataFrame(rows)
 
 
 def negative_control_table(features: dict[str, pd.DataFrame], cohort_df: pd.DataFrame, split_df: pd.DataFrame,
@@ -63,12 +71,14 @@ def negative_control_table(features: dict[str, pd.DataFrame], cohort_df: pd.Data
     return pd.DataFrame(out)
 
 
-def _class_rows(design, classes, seed: int, n_boot: int, splits) -> list[dict]:
-    """One row per class and split: the class's signature fitted on the training rows and its AUC (95% CI)."""
+def _class_rows(design, classes, seed: int, n_boot: int, splits, region: str | None = None) -> list[dict]:
+    """One row per class and split: the class's signature fitted on the training rows and its AUC (95% CI);
+    ``region``: that region's features only."""
     groups = design.X.index.get_level_values("patient_id").to_numpy()
     out = []
     for cls in classes:
-        cols = [c for c in design.rad_cols if cls == "all" or feature_class(c) == cls]
+        cols = [c for c in design.rad_cols if (cls == "all" or feature_class(c) == cls)
+                and (region is None or feature_region(c.split("@")[0]) == region)]
         if not cols:
             continue
         with warnings.catch_warnings():

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..bundle import save_bundle
+from ..features import feature_region
 from ..selection import signature_steps
 from .choice import fold_loglik, mean_score, standard_error
 from .fitting import NestedCV, TaskPlan, json_number
@@ -78,7 +79,9 @@ def _write_selection(plan: TaskPlan, cv: NestedCV, out: Path) -> None:
     icc_tab.insert(0, "task", task)
     write_table(icc_tab, out / "selection" / "icc.tsv")
     upos = {n: i for i, n in enumerate(uni_step.feature_names_in_)}
-    selected = pd.DataFrame({"task": task, "feature": lasso_step.get_feature_names_out(), "coef": lasso_step.coef_})
+    names = lasso_step.get_feature_names_out()
+    selected = pd.DataFrame({"task": task, "feature": names, "region": [feature_region(f) for f in names],
+                             "coef": lasso_step.coef_})
     selected["icc"] = selected["feature"].map(dict(zip(icc_tab["feature"], icc_tab["icc"])))
     selected["mann_whitney_p"] = [float(uni_step.pvalues_[upos[f]]) for f in selected["feature"]]
     selected["univariate_auc"] = [float(uni_step.auc_[upos[f]]) for f in selected["feature"]]

@@ -48,6 +48,8 @@ def extraction_facts(root: Path, results: str) -> dict[str, Fact]:
     filters = ", ".join(image_types) + (f"; LoG sigma {', '.join(fmt_value(s, 'g') for s in setting['sigma'])} mm"
                                         if "LoG" in image_types and setting.get("sigma") else "")
     by_class = ", ".join(f"{k} {v}" for k, v in counts["by_class"].items())
+    if counts.get("by_region"):  # peritumoral rings: the lesion's and each ring's features (README)
+        by_class += "; by region: " + ", ".join(f"{k} {v}" for k, v in counts["by_region"].items())
     return {
         "software": Fact(f"extraction: {soft}", [feat]),
         "params": Fact(f"PyRadiomics parameter file (SHA-256 {sha[:12]}) stored in the feature table; settings it "

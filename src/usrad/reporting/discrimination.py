@@ -160,16 +160,22 @@ ABLATION_TITLES = {"shape": "Shape", "firstorder": "First-order", "texture": "Te
 @styled
 def ablation_figure(ablation: pd.DataFrame, stem, title: str | None = None) -> None:
     """Feature-class ablation (:func:`usrad.models.feature_class_ablation`): AUC (95% CI) of the rad-score
-    refitted on each feature class, one marker per split, with the number of selected/input features."""
-    classes = [c for c in ABLATION_TITLES if c in set(ablation["feature_class"])]
+    refitted on each feature class, and on each peritumoral region when there are some, one marker per split,
+    with the number of selected/input features."""
+    if "region" not in ablation.columns:
+        ablation = ablation.assign(region="all")
+    entries = [("all", c) for c in ABLATION_TITLES if c in set(ablation.loc[ablation["region"] == "all", "feature_class"])]
+    entries += [(r, "all") for r in dict.fromkeys(ablation["region"]) if r != "all"]
     splits = [s for s in SPLITS if s in set(ablation["split"])]
-    n, k = len(classes), len(splits)
+    n, k = len(entries), len(splits)
     fig = new_figure(SINGLE, (30 + (3 + 2 * k) * n) * MM)
     ax = fig.subplots()
     offsets = dict(zip(splits, np.linspace(-0.17, 0.17, k) if k > 1 else [0.0]))
-    for r, cls in enumerate(classes):
+    labels = []
+    for r, (region, cls) in enumerate(entries):
+        rows = ablation[(ablation["region"] == region) & (ablation["feature_class"] == cls)]
         for split in splits:
-            d = ablation[(ablation["feature_class"] == cls) & (ablation["split"] == split)]
+            d = rows[rows["split"] == split]
             if d.empty:
                 continue
             row = d.iloc[0]
@@ -178,9 +184,8 @@ def ablation_figure(ablation: pd.DataFrame, stem, title: str | None = None) -> N
                         color=SPLIT_COLOURS[split], mec=SPLIT_COLOURS[split], ms=4, lw=1, capsize=1.5,
                         marker=SPLIT_MARKERS[split], mfc="white" if split == "train" else SPLIT_COLOURS[split],
                         label=SPLIT_TITLES[split] if r == 0 else None)
-    counts = ablation.drop_duplicates("feature_class").set_index("feature_class")
-    labels = [f"{ABLATION_TITLES[c]}\n{int(counts.loc[c, 'n_selected'])} of {int(counts.loc[c, 'n_features'])} features"
-              for c in classes]
+        name = ABLATION_TITLES[cls] if region == "all" else f"Region {region}"
+        labels.append(f"{name}\n{int(rows['n_selected'].iloc[0])} of {int(rows['n_features'].iloc[0])} features")
     lo = min(0.5, math.floor(ablation["auc_low"].min() * 10) / 10)
     ax.axvline(0.5, ls=":", lw=0.7, color="#7F7F7F")
     ax.set(xlim=(lo - 0.02, 1.005), ylim=(n - 0.5, -0.5), yticks=range(n), yticklabels=labels,
@@ -189,7 +194,6 @@ def ablation_figure(ablation: pd.DataFrame, stem, title: str | None = None) -> N
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
-
 
 
 @styled

@@ -1,6 +1,6 @@
 """The feature dictionary (:func:`write_feature_dictionary`): every extracted feature column of
-``results/features/features.parquet`` with its PyRadiomics image type, feature class, feature name and IBSI
-identifier where one exists (:data:`IBSI_CODES`, hand-checked; docs/checklists.md says where the codes come from).
+``results/features/features.parquet`` with its region (``lesion`` or a peritumoral ring, README "Peritumoral
+regions"), PyRadiomics image type, feature class, feature name and IBSI identifier where one exists (:data:`IBSI_CODES`, hand-checked; docs/checklists.md says where the codes come from).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..features import ID_COLUMNS, split_feature_name
+from ..features import ID_COLUMNS, feature_region, split_feature_name
 from .style import write_table
 
 #: IBSI 1 identifiers of the PyRadiomics 3 features of the seven classes usrad extracts. Started from PyRadiomics'
@@ -60,15 +60,16 @@ IBSI_CODES = {
     "ngtdm": {"Busyness": "NQ30", "Coarseness": "QCDE", "Complexity": "HDEZ", "Contrast": "65HE", "Strength": "1X9X"},
     "shape2D": {},
 }
-DICTIONARY_COLUMNS = ["feature", "image_type", "feature_class", "feature_name", "ibsi_code"]
+DICTIONARY_COLUMNS = ["feature", "region", "image_type", "feature_class", "feature_name", "ibsi_code"]
 
 
 def feature_dictionary(columns) -> pd.DataFrame:
-    """One row per feature column (table order): image type, class, name and IBSI code ('' where none exists)."""
+    """One row per feature column (table order): region, image type, class, name and IBSI code ('' where none
+    exists; a ring's feature has its lesion feature's code: the same definition on another mask)."""
     rows = []
     for col in columns:
         image_type, cls, name = split_feature_name(col)
-        rows.append([col, image_type, cls, name, IBSI_CODES.get(cls, {}).get(name, "")])
+        rows.append([col, feature_region(col), image_type, cls, name, IBSI_CODES.get(cls, {}).get(name, "")])
     return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
 
 
