@@ -89,10 +89,11 @@ def radiomics_params():
 def simulate_params():
     sim = config["cohort"]["simulate"]
     params = {"n_patients": sim["n_patients"], "seed": config["seed"]}
-    if (
-        sim["device_effect"] != 1.0
-    ):  # the default makes today's images: a cohort simulated before is not redone
+    # the defaults make today's cohort: a cohort simulated before is not redone
+    if sim["device_effect"] != 1.0:
         params["device_effect"] = sim["device_effect"]
+    if sim["peritumoral"]:
+        params["peritumoral"] = sim["peritumoral"]
     return params
 
 

@@ -11,4 +11,5 @@ with rule_errors(smk):
     manifest = Path(smk.output.manifest)
     sim = smk.params.sim
     simulate_cohort(manifest.parent, n_patients=int(sim["n_patients"]), seed=int(sim["seed"]),
-                    n_jobs=smk.threads, device_effect=float(sim.get("device_effect", 1.0)))
+                    n_jobs=smk.threads, device_effect=float(sim.get("device_effect", 1.0)),
+                    peritumoral=float(sim.get("peritumoral", 0.0)))

@@ -1,9 +1,16 @@
-"""Random fields for the B-mode image formation: FFT Gaussian smoothing, smooth random fields and profiles.
+"""Random fields for the B-mode image formation: FFT Gaussian smoothing, smooth random fields and profiles, and side generators for optional effects.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import fft as sfft
+
+
+def side_generator(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """An independent generator derived from ``rng``'s seed sequence and ``key`` without drawing from ``rng``: an
+    optional effect draws from it, so switching the effect on leaves every other draw (and image) as it was."""
+    seq = rng.bit_generator.seed_seq
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1_000_000 + key)))
 
 
 def fast_shape(shape):

@@ -3,7 +3,9 @@
 Aggressiveness ``z`` loads on a three-component image phenotype (margin irregularity ``m``, internal
 heterogeneity ``h``, hypo-echogenicity/attenuation ``e``) and on tumour size ``s``; the preoperative clinical
 variables are noisy proxies of these latents, node status is drawn from two logistic stages (N+; then >=3 nodes
-among N+) and the ultrasound-reported suspicious node depends on the true node status.
+among N+) and the ultrasound-reported suspicious node depends on the true node status. Optionally
+(``peritumoral`` > 0) a peritumoral-reaction latent ``p`` (loading ``rho_peritumoral`` on ``z``) adds
+``peritumoral * p`` to the N+ logit and shows in the tissue around the lesion only.
 :func:`oracle_probabilities` gives the Bayes-optimal probabilities given all latents.
 """
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
+
+from .fields import side_generator
 
 BIRADS = np.array(["3", "4a", "4b", "4c", "5"])
 
@@ -48,6 +52,10 @@ class GenerativeModel:
     w_bur: tuple = (0.25, 0.7, 0.2, 0.3)
     # P(US-suspicious node | N0, N+ 1-2, N+ >=3)
     p_susp: tuple = (0.10, 0.25, 0.40)
+    # peritumoral reaction (echogenic rim and architectural distortion around the lesion, render.py): its weight on
+    # the N+ logit; 0 = off (the latent is not even drawn, so the default cohort is unchanged)
+    peritumoral: float = 0.0
+    rho_peritumoral: float = 0.3
 
 
 MODEL = GenerativeModel()
@@ -66,6 +74,10 @@ def draw_latents(rng: np.random.Generator, n: int, model: GenerativeModel = MODE
     m, h, e = comp(model.rho_margin), comp(model.rho_heterogeneity), comp(model.rho_echo)
     s = np.clip(comp(model.rho_size), model.s_min, model.s_max)
     size_mm = model.size_median_mm * np.exp(model.size_sigma * s)
+    # from a side generator (no draw from rng): on or off, every other latent of a patient is the same
+    side = side_generator(rng, 0)
+    p = (model.rho_peritumoral * z + np.sqrt(1 - model.rho_peritumoral ** 2) * side.standard_normal(n)
+         if model.peritumoral else np.zeros(n))
 
     ki67 = np.clip(np.round(expit(-0.95 + 0.9 * comp(model.rho_clinical)), 2), 0.01, 0.95)
     g = comp(model.rho_clinical)
@@ -91,7 +103,7 @@ def draw_latents(rng: np.random.Generator, n: int, model: GenerativeModel = MODE
     birads = BIRADS[np.searchsorted(norm.ppf(model.birads_cum), b)]
 
     X = np.column_stack([m, h, e, s])
-    eta_met = model.a0 + model.A * X @ np.asarray(model.w_met)
+    eta_met = model.a0 + model.A * X @ np.asarray(model.w_met) + model.peritumoral * p
     eta_bur = model.g0 + model.B * X @ np.asarray(model.w_bur)
     pos = rng.random(n) < expit(eta_met)
     high = pos & (rng.random(n) < expit(eta_bur))
@@ -103,7 +115,8 @@ def draw_latents(rng: np.random.Generator, n: int, model: GenerativeModel = MODE
     p_met, p_bur = oracle_probabilities(eta_met, eta_bur, susp, model)
     return pd.DataFrame({
         "z_aggressiveness": z, "margin_irregularity": m, "heterogeneity": h, "echogenicity_loss": e,
-        "size_latent": s, "size_mm": size_mm, "eta_metastasis": eta_met, "eta_burden": eta_bur,
+        "size_latent": s, "size_mm": size_mm, "peritumoral": p, "peritumoral_weight": float(model.peritumoral),
+        "eta_metastasis": eta_met, "eta_burden": eta_bur,
         "oracle_p_metastasis": p_met, "oracle_p_burden": p_bur,
         "age": age, "us_node_suspicious": susp, "birads": birads, "er": er, "pr": pr, "her2": her2,
         "ki67": ki67, "grade": grade, "histology": histology, "subtype": subtype, "n_positive_nodes": nodes,

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
-from .fields import fast_shape, ramp, random_field, random_profile
+from .fields import fast_shape, ramp, random_field, random_profile, side_generator
 from .lesion import THETA, effect_strength, inside_contour, lesion_frame, lesion_radius, reader_radius
 
 DEVICES = ("SimUS L12-5", "SimUS L9-3")
@@ -94,8 +94,12 @@ def render_patient(rng: np.random.Generator, latent: dict, device_effect: float 
     box, u, v, (inside, r1, r2) = _masks(f, r_true, r_read)
     db, skin, is_fat, is_mus = _tissue(rng, f)
     _lesion(rng, f, db, box, u, v, inside, r_true, (qm, qh, qe), size)
+    reference = ~inside & ~is_fat & ~is_mus & (f.y > skin[None, :] + 0.5)  # sets the grey scale (_bmode)
+    rim = None  # the peritumoral reaction: its own generator, added after the grey scale is set (the rest is kept)
+    if latent.get("peritumoral_weight"):
+        rim = _peritumoral(side_generator(rng, 0), f, box, inside, effect_strength(latent["peritumoral"]))
     amp = _attenuated_amplitude(rng, f, db, inside, qe)
-    image = _bmode(rng, f, amp, device_settings(dev, device_effect), ~inside & ~is_fat & ~is_mus & (f.y > skin[None, :] + 0.5))
+    image = _bmode(rng, f, amp, device_settings(dev, device_effect), reference, rim)
     return {
         "image": image, "mask": inside.astype(np.uint8), "mask_r1": r1.astype(np.uint8),
         "mask_r2": r2.astype(np.uint8), "spacing": f.spacing, "device": DEVICES[dev],
@@ -207,6 +211,22 @@ def _lesion(rng, f: _Frame, db, box, u, v, inside, r_true, strengths, size) -> N
     db[box] = sub
 
 
+PERITUMORAL_DB = 16.0  # backscatter (dB) of the strongest peritumoral reaction at the margin
+PERITUMORAL_MM = 2.0  # its decay length outside the margin (mm): most of it within a 5 mm ring
+
+
+def _peritumoral(rng, f: _Frame, box, inside, qp: float) -> np.ndarray:
+    """The peritumoral reaction of strength ``qp`` (0-1), a full-frame map (dB) outside the lesion only: an echogenic
+    rim (``PERITUMORAL_DB * qp`` at the margin, decaying over ``PERITUMORAL_MM``) broken up by coarse architectural
+    distortion (a random field), so that both first-order and texture features of a ring see it."""
+    inb = inside[box]
+    d_out = ndimage.distance_transform_edt(~inb) * f.spacing
+    distortion = random_field(rng, inb.shape, (0.4 * f.px, 0.9 * f.px))
+    out = np.zeros(inside.shape, np.float32)
+    out[box] = PERITUMORAL_DB * qp * np.exp(-d_out / PERITUMORAL_MM) * (~inb) * (0.55 + 0.45 * np.tanh(2.0 * distortion))
+    return out
+
+
 def _spicule_lines(rng, f: _Frame, box, u, v, r_true, qm) -> np.ndarray:
     """Thin hypoechoic spicules radiating from the margin, as a (box-shaped) map of their weight in 0-1."""
     spacing, cy, cx, tilt = f.spacing, f.cy, f.cx, f.tilt
@@ -244,10 +264,11 @@ def _attenuated_amplitude(rng, f: _Frame, db, inside, qe) -> np.ndarray:
     return np.sqrt(10.0 ** ((db - att + tgc) / 10.0) + 10.0 ** (-28.0 / 10.0))   # with electronic noise floor
 
 
-def _bmode(rng, f: _Frame, amp, settings: tuple, reference) -> np.ndarray:
+def _bmode(rng, f: _Frame, amp, settings: tuple, reference, extra_db=None) -> np.ndarray:
     """Scatterers * PSF (complex baseband), envelope detection, log compression to 8 bits; the grey scale is set
     on the median of the ``reference`` region (fibroglandular tissue below the skin, outside the lesion).
-    ``settings``: the device's ``(sig_ax, sig_lat, dyn, gain)`` (:func:`device_settings`)."""
+    ``settings``: the device's ``(sig_ax, sig_lat, dyn, gain)`` (:func:`device_settings`); ``extra_db``: a map (dB)
+    added to the envelope after the grey scale is set (the peritumoral reaction), None: none."""
     H, W, spacing = f.H, f.W, f.spacing  # noqa: N806
     sig_ax, sig_lat, dyn, gain = settings
     shp = fast_shape((H, W))
@@ -261,6 +282,8 @@ def _bmode(rng, f: _Frame, amp, settings: tuple, reference) -> np.ndarray:
         power += iq.real ** 2 + iq.imag ** 2
     env_db = 10 * np.log10(power / 2 + 1e-12)
     ref = np.median(env_db[reference])
+    if extra_db is not None:
+        env_db = env_db + extra_db
     grey = ndimage.gaussian_filter(gain + (env_db - ref) * (255.0 / dyn), (0.5, 0.9))
     return np.clip(np.round(grey), 0, 255).astype(np.uint8)
 

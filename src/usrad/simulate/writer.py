@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def _is_simulated_cohort(folder: Path) -> bool:
 
 
 def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, progress: bool = True,
-                    n_jobs: int = 1, device_effect: float = 1.0) -> Path:
+                    n_jobs: int = 1, device_effect: float = 1.0, peritumoral: float = 0.0) -> Path:
     """Write the simulated cohort to ``out_dir`` and return the manifest path.
 
     Files: ``manifest.tsv`` (paths relative to ``out_dir``), ``images/{pid}.nrrd``,
@@ -106,6 +107,11 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
     ``device_effect`` (a number >= 0) scales the differences between the two simulated devices in PSF width,
     dynamic range and gain: 1.0 (default) is the demo cohort, byte for byte; 0 makes the devices identical; 4 is
     a strong, known batch effect (docs/simulation.md). The device draw itself never depends on it.
+
+    ``peritumoral`` (a number >= 0; 0, the default, is off and leaves the cohort unchanged) is the weight of a
+    peritumoral-reaction latent on the N+ logit; the latent shows as an echogenic, distorted rim around the lesion
+    (outside the mask: only peritumoral rings see it) and is written to ``ground_truth.tsv`` (column
+    ``peritumoral``); the oracle probabilities include it.
     """
     problems = []
     if not isinstance(n_patients, (int, np.integer)) or isinstance(n_patients, bool) or n_patients < 1:
@@ -116,6 +122,9 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
             or not np.isfinite(device_effect) or device_effect < 0):
         problems.append(Problem(f"device_effect must be a finite number >= 0, got {device_effect!r}",
                                 column="device_effect"))
+    if (not isinstance(peritumoral, (int, float, np.integer, np.floating)) or isinstance(peritumoral, bool)
+            or not np.isfinite(peritumoral) or peritumoral < 0):
+        problems.append(Problem(f"peritumoral must be a finite number >= 0, got {peritumoral!r}", column="peritumoral"))
     out_dir = Path(out_dir)
     problems += _out_dir_problems(out_dir)
     if problems:
@@ -127,12 +136,14 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
         (tmp / "masks").mkdir()
         rows = []
         step = max(1, n_patients // 10)
-        for row in _render_all(seed, n_patients, tmp, n_jobs, float(device_effect)):
+        model = replace(MODEL, peritumoral=float(peritumoral))
+        for row in _render_all(seed, n_patients, tmp, n_jobs, float(device_effect), model):
             rows.append(row)
             if progress and (len(rows) % step == 0 or len(rows) == n_patients):
                 log.info("simulated %d/%d patients", len(rows), n_patients)
         df = pd.DataFrame(rows)
-        df[GROUND_TRUTH_COLUMNS].to_csv(tmp / "ground_truth.tsv", sep="\t", index=False, float_format="%.6f")
+        truth = GROUND_TRUTH_COLUMNS + (["peritumoral"] if model.peritumoral else [])
+        df[truth].to_csv(tmp / "ground_truth.tsv", sep="\t", index=False, float_format="%.6f")
         df[MANIFEST_COLUMNS].to_csv(tmp / "manifest.tsv", sep="\t", index=False)
         _move_into_place(tmp, out_dir)
     finally:
@@ -141,9 +152,10 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
     return out_dir / "manifest.tsv"
 
 
-def _render_and_write(seed: int, index: int, folder: Path, device_effect: float = 1.0) -> dict:
+def _render_and_write(seed: int, index: int, folder: Path, device_effect: float = 1.0,
+                      model: GenerativeModel = MODEL) -> dict:
     """Render patient ``index``, write its image and reader masks under ``folder``, return its manifest row."""
-    row, rend = simulate_patient(seed, index, MODEL, device_effect)
+    row, rend = simulate_patient(seed, index, model, device_effect)
     pid = row["patient_id"]
     _write_nrrd(rend["image"], rend["spacing"], folder / "images" / f"{pid}.nrrd")
     _write_nrrd(rend["mask_r1"], rend["spacing"], folder / "masks" / f"{pid}_r1.nrrd")
@@ -155,23 +167,25 @@ def _render_and_write(seed: int, index: int, folder: Path, device_effect: float 
     return row
 
 
-def _render_chunk(seed: int, indices: range, folder: Path, device_effect: float = 1.0) -> list[dict]:
-    return [_render_and_write(seed, i, folder, device_effect) for i in indices]
+def _render_chunk(seed: int, indices: range, folder: Path, device_effect: float = 1.0,
+                  model: GenerativeModel = MODEL) -> list[dict]:
+    return [_render_and_write(seed, i, folder, device_effect, model) for i in indices]
 
 
-def _render_all(seed: int, n_patients: int, folder: Path, n_jobs: int = 1, device_effect: float = 1.0):
+def _render_all(seed: int, n_patients: int, folder: Path, n_jobs: int = 1, device_effect: float = 1.0,
+                model: GenerativeModel = MODEL):
     """Manifest rows of patients 0 … n_patients-1 in order, rendered in ``n_jobs`` processes (chunks of patients)."""
     n_jobs = max(1, min(int(n_jobs), n_patients))
     if n_jobs == 1:
         for i in range(n_patients):
-            yield _render_and_write(seed, i, folder, device_effect)
+            yield _render_and_write(seed, i, folder, device_effect, model)
         return
     from joblib import Parallel, delayed
 
     size = max(1, min(16, n_patients // (4 * n_jobs)))  # ~0.2 s per patient: chunks amortise the dispatch
     chunks = [range(i, min(i + size, n_patients)) for i in range(0, n_patients, size)]
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")  # ordered: chunk k is yielded k-th
-    for rows in parallel(delayed(_render_chunk)(seed, c, folder, device_effect) for c in chunks):
+    for rows in parallel(delayed(_render_chunk)(seed, c, folder, device_effect, model) for c in chunks):
         yield from rows
 
 
