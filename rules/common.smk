@@ -20,6 +20,7 @@ envvars:
 
 from usrad.config import canonical, validate_config  # noqa: E402
 from usrad.errors import UsradError  # noqa: E402
+from usrad.extract.shards import planned_images, shard_count  # noqa: E402
 from usrad.reporting.outputs import EXPORT_FORMATS, N_BOOT  # noqa: E402
 from usrad.reporting.outputs import task_exports as config_task_exports  # noqa: E402
 from usrad.reporting.outputs import task_figures as config_task_figures  # noqa: E402
@@ -55,8 +56,6 @@ config.update(_validated)
 
 RESULTS = config["results_dir"]
 ENV = "../envs/usrad.yaml"
-N_SHARDS = config["extraction"]["shards"]
-SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 
 
 wildcard_constraints:
@@ -104,6 +103,19 @@ def busbra_dir():
         or Path(workflow.basedir).parent / "shared" / "data" / "busbra"
     )
     return str(path) if (path / "bus_data.csv").exists() else None
+
+
+# extraction jobs sized by work (usrad.extract.shards.shard_count): the cohort's images, known before the run
+N_SHARDS = shard_count(
+    planned_images(
+        config["cohort"],
+        config["cohort"]["manifest"],
+        busbra_dir() and str(Path(busbra_dir()) / "bus_data.csv"),
+    ),
+    config["extraction"]["shards"],
+    config["extraction"]["min_images_per_shard"],
+)
+SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 
 
 def fitting_modelling():

@@ -283,6 +283,26 @@ def test_shards_have_equal_sizes_and_do_not_depend_on_row_order():
         assign_shards(ids, 0)
 
 
+def test_shard_count_is_sized_by_work_and_the_planned_images_come_from_the_config(tmp_path):
+    from usrad.extract.shards import planned_images, shard_count
+
+    assert [shard_count(n, 16, 40) for n in (1, 40, 41, 80, 671, 5000)] == [1, 1, 2, 2, 16, 16]
+    assert shard_count(None, 16, 40) == 16 and shard_count(80, 16, 1) == 16
+    demo = {"manifest": None, "busbra": {"use": False}, "simulate": {"n_patients": 80}}
+    assert planned_images(demo, None, None) == 80
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("patient_id,image,mask\nA,a.png,a_m.png\n\nB,b.png,b_m.png\nB,c.png,c_m.png\n")
+    assert planned_images({**demo, "manifest": str(manifest)}, str(manifest), None) == 3  # blank line skipped
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("patient_id\timage\tmask\nA\ta, b.png\tm.png\n")  # a comma in a path: still TSV
+    assert planned_images({**demo, "manifest": str(tsv)}, str(tsv), None) == 1
+    assert planned_images({**demo, "manifest": "missing.csv"}, str(tmp_path / "missing.csv"), None) is None
+    busbra = {"manifest": None, "busbra": {"use": True, "n_images": None}}
+    (tmp_path / "bus_data.csv").write_text("ID,Pathology\nbus_0001-l,benign\nbus_0002-r,malignant\n")
+    assert planned_images(busbra, None, str(tmp_path / "bus_data.csv")) == 2
+    assert planned_images({**busbra, "busbra": {"use": True, "n_images": 200}}, None, None) == 200
+
+
 def test_shard_tables_cover_the_cohort_and_an_empty_shard_has_full_columns(cohort, table, tmp_path):
     from usrad.features import merge_feature_tables
 

@@ -50,7 +50,7 @@ def write_config(workdir: Path, manifest: Path) -> None:
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = {"cohort": {"manifest": str(manifest)},
            "radiomics_params": str(light_radiomics_params(workdir / "radiomics.yaml")),
-           "extraction": {"shards": 3},
+           "extraction": {"shards": 3, "min_images_per_shard": 1},  # 3 jobs: one can finish before the kill
            "tasks": [t for t in default["tasks"] if t["name"] == "metastasis"],
            "clinical": {"predictors": ["age", "us_size_mm", "us_node_suspicious"], "categorical": []},
            "modelling": {"classifiers": ["lr"], "combined_classifiers": ["lr"], "cv_folds": 3,

@@ -51,7 +51,7 @@ COMPARED_TABLES = ["results/features/features.parquet", "results/split/split.tsv
 # extracted in 4 shards. Light modelling (one classifier, three folds, a short LASSO path): the tests are about the
 # cluster (submission, grouping, failure reports, identical results), not the modelling, which other tests cover.
 N_PATIENTS = 60
-SMALL_CONFIG = {"cohort": {"simulate": {"n_patients": N_PATIENTS}}, "extraction": {"shards": 4},
+SMALL_CONFIG = {"cohort": {"simulate": {"n_patients": N_PATIENTS}}, "extraction": {"shards": 4, "min_images_per_shard": 1},
                 "modelling": {"classifiers": ["lr"], "combined_classifiers": ["lr"], "cv_folds": 3,
                               "lasso": {"cv_folds": 3, "n_C": 8}}}
 

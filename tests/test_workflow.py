@@ -113,7 +113,8 @@ def test_features_rerun_noop_and_adding_a_patient_extracts_only_that_patient(sma
     before = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     manifest.to_csv(first_path, sep="\t", index=False)
     jobs = planned_jobs(workdir, target)
-    assert jobs == {"validate_cohort": 1, "check_plan": 1, "extract_shard": 4, "merge_features": 1}
+    # 80 images, extraction.shards 4, min_images_per_shard 40 (default): 2 extraction jobs
+    assert jobs == {"validate_cohort": 1, "check_plan": 1, "extract_shard": 2, "merge_features": 1}
     run_snakemake(workdir, target)
     after = {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     assert len(after) == len(before) + 2, "exactly the new patient's two reader masks are extracted"

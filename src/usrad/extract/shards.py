@@ -1,12 +1,17 @@
-"""Sharding of a cohort's patients for the parallel extraction jobs.
+"""Sharding of a cohort's patients for the parallel extraction jobs, and how many jobs a cohort's size deserves.
 
+:func:`shard_count` sizes the stage by work: one job per ``extraction.min_images_per_shard`` images (each job pays
+a process start, the imports and reading the cohort table, ~2–3 s), at most ``extraction.shards``.
 :func:`assign_shards` orders the patients by a stable hash of their IDs (:func:`shard_key`) and cuts that order
 into shards of equal size (±1 patient), so that no shard job is left running alone at the end of the stage; all
 images of a patient are in one shard, and the order does not depend on the rows' order or on other columns.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,4 +41,31 @@ def shard_rows(cohort_df: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFra
     return cohort_df[(pids.map(of) == int(shard)).to_numpy(dtype=bool)]
 
 
-__all__ = ["shard_key", "assign_shards", "shard_rows"]
+def shard_count(n_images: int | None, max_shards: int, min_images: int) -> int:
+    """Extraction jobs for ``n_images`` images: ``ceil(n_images / min_images)``, at least 1, at most ``max_shards``
+    (``n_images`` unknown: ``max_shards``)."""
+    if n_images is None:
+        return int(max_shards)
+    return max(1, min(int(max_shards), math.ceil(int(n_images) / max(1, int(min_images)))))
+
+
+def planned_images(cohort_cfg: dict, manifest: str | None, busbra_csv: str | None) -> int | None:
+    """The number of images a config's cohort will have, known before the workflow runs: the simulated patients
+    (one image each), BUS-BRA's ``n_images`` or the rows of its ``bus_data.csv``, or the data rows of the user's
+    manifest; None when it cannot be told (a missing or unreadable file: its validation will say why)."""
+    if not cohort_cfg.get("manifest") and not cohort_cfg.get("busbra", {}).get("use"):
+        return int(cohort_cfg.get("simulate", {}).get("n_patients", 671))
+    if not cohort_cfg.get("manifest") and cohort_cfg["busbra"].get("n_images"):
+        return int(cohort_cfg["busbra"]["n_images"])
+    path = manifest if cohort_cfg.get("manifest") else busbra_csv
+    try:
+        with open(Path(path), newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(65536)
+            fh.seek(0)
+            delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+            return max(0, sum(1 for row in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in row)) - 1)
+    except (OSError, TypeError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+__all__ = ["shard_key", "assign_shards", "shard_rows", "shard_count", "planned_images"]
