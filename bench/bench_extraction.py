@@ -18,6 +18,10 @@ cohort with two reader masks). In one run, the bench
 4. prints both wall times, their ratio and our scheduling overhead
    = our wall ÷ (summed in-process extraction time ÷ cores), and writes bench/results/extraction.tsv
    (one row, with machine info).
+
+With ``--repeat K`` steps 2 and 3 run K times, interleaved (ours, CLI, ours, CLI, …: a slow period of the
+machine hits both), and the row gives the medians with min–max; ``--out`` names another result file (e.g.
+bench/results/extraction_80.tsv for an 80-image subset).
 """
 from __future__ import annotations
 
@@ -135,12 +139,17 @@ def demo_cohort(folder: Path, n_images: int, seed: int = 7) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ stages
-def run_ours(cohort_tsv: Path, work: Path, snakefile: Path, cores: int, shards: int, rules: list[str]) -> dict:
+def run_ours(cohort_tsv: Path, work: Path, snakefile: Path, cores: int, shards: int, rules: list[str],
+             min_images: int = 40) -> dict:
     from usrad.extract import SUMMARY_TAG
 
     (work / "results" / "cohort").mkdir(parents=True)
     shutil.copyfile(cohort_tsv, work / "results" / "cohort" / "cohort.tsv")
-    (work / "config.yaml").write_text(yaml.safe_dump({"radiomics_params": str(PARAMS), "extraction": {"shards": shards}}))
+    # the workflow plans its extraction jobs from the config's cohort size: here the table's rows (one image each)
+    n_images = len(pd.read_csv(cohort_tsv, sep="\t"))
+    (work / "config.yaml").write_text(yaml.safe_dump({
+        "radiomics_params": str(PARAMS), "cohort": {"simulate": {"n_patients": max(20, n_images)}},
+        "extraction": {"shards": shards, "min_images_per_shard": min_images}}))
     cmd = [str(BIN / "snakemake"), "-s", str(snakefile), "--directory", str(work), "--configfile",
            str(work / "config.yaml"), "--cores", str(cores), "--allowed-rules", *rules, "--", TARGET]
     wall = run_snakemake(cmd, work)
@@ -224,6 +233,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rules", nargs="+", default=["extract_shard", "merge_features"])
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "extraction")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "extraction.tsv")
+    ap.add_argument("--min-images-per-shard", type=int, default=40, help="config extraction.min_images_per_shard")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run ours and the CLI this many times, interleaved; the row gives medians and min-max")
     args = ap.parse_args(argv)
     if (args.cohort is None) == (args.demo is None):
         ap.error("give a cohort table or --demo N")
@@ -240,22 +252,40 @@ def main(argv=None) -> int:
     pair, n_features = pair_seconds()
     print(f"import radiomics: {imp:.2f} s; one 350x300 px image x 2 cm lesion mask: {pair:.3f} s, {n_features} features")
 
-    ours = run_ours(cohort_tsv, args.work / "ours", args.snakefile.resolve(), args.cores, args.shards, args.rules)
-    print(f"ours (snakemake, {args.shards} shards): {ours['wall_s']:.1f} s wall, {ours['extracted']} pairs extracted "
-          f"({ours['cached']} cached), {ours['extraction_s']:.1f} s summed PyRadiomics time")
     batch = write_nrrd_pairs(cohort_tsv, args.work / "pyradiomics" / "nrrd")
-    theirs_wall, theirs_out = run_pyradiomics(batch, args.cores)
-    n_cmp, max_rel = agreement(args.work / "ours" / TARGET, theirs_out)
-    ideal = ours["extraction_s"] / args.cores
+    runs = []
+    for k in range(args.repeat):  # interleaved: a slow period of the machine hits both tools
+        work = args.work / f"ours{k}"
+        ours = run_ours(cohort_tsv, work, args.snakefile.resolve(), args.cores, args.shards, args.rules,
+                        args.min_images_per_shard)
+        theirs_wall, theirs_out = run_pyradiomics(batch, args.cores)
+        runs.append((ours, theirs_wall))
+        print(f"run {k + 1}/{args.repeat}: ours {ours['wall_s']:.1f} s ({ours['shard_logs']} jobs, "
+              f"{ours['extraction_s']:.1f} s summed PyRadiomics time), pyradiomics batch {theirs_wall:.1f} s, "
+              f"ratio {ours['wall_s'] / theirs_wall:.3f}")
+    n_cmp, max_rel = agreement(work / TARGET, theirs_out)
+    ours_w = [o["wall_s"] for o, _ in runs]
+    theirs_w = [t for _, t in runs]
+    ratios = [o / t for o, t in zip(ours_w, theirs_w)]
+    ours = runs[0][0]
+    theirs_wall = statistics.median(theirs_w)
+    extraction_s = statistics.median(o["extraction_s"] for o, _ in runs)
+    ideal = extraction_s / args.cores
     row = {**info, "n_images": n_images, "n_pairs": ours["extracted"] + ours["cached"], "n_features": n_features,
            "radiomics_import_s": round(imp, 3), "pair_350x300_2cm_s": round(pair, 4),
-           "ours_wall_s": round(ours["wall_s"], 2), "pyradiomics_batch_wall_s": round(theirs_wall, 2),
-           "ratio_ours_to_pyradiomics": round(ours["wall_s"] / theirs_wall, 3),
-           "summed_extraction_s": round(ours["extraction_s"], 2),
-           "scheduling_overhead": round(ours["wall_s"] / ideal, 3) if ideal > 0 else float("nan"),
+           "extraction_jobs": ours["shard_logs"], "repeats": args.repeat,
+           "ours_wall_s": round(statistics.median(ours_w), 2), "pyradiomics_batch_wall_s": round(theirs_wall, 2),
+           "ratio_ours_to_pyradiomics": round(statistics.median(ratios), 3),
+           "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
+           "ours_wall_min_max_s": f"{min(ours_w):.2f}-{max(ours_w):.2f}",
+           "pyradiomics_wall_min_max_s": f"{min(theirs_w):.2f}-{max(theirs_w):.2f}",
+           "summed_extraction_s": round(extraction_s, 2),
+           "floor_s": round(ideal, 2),
+           "scheduling_overhead": round(statistics.median(ours_w) / ideal, 3) if ideal > 0 else float("nan"),
            "pairs_compared": n_cmp, "max_rel_diff_vs_cli": max_rel}
-    print(f"pyradiomics batch -j {args.cores}: {theirs_wall:.1f} s wall")
-    print(f"ratio ours/pyradiomics: {row['ratio_ours_to_pyradiomics']:.2f}; scheduling overhead "
+    print(f"pyradiomics batch -j {args.cores}: {theirs_wall:.1f} s wall (median)")
+    print(f"ratio ours/pyradiomics: {row['ratio_ours_to_pyradiomics']:.2f} (median; {row['ratio_min']:.2f}-"
+          f"{row['ratio_max']:.2f}); floor (summed PyRadiomics time / cores) {row['floor_s']:.1f} s; scheduling overhead "
           f"(our wall / (summed extraction / {args.cores} cores)): {row['scheduling_overhead']:.2f}")
     print(f"same values as the CLI: {n_cmp} pairs compared, max relative difference {max_rel:.2e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -223,7 +223,7 @@ def negative_control_figure(table: pd.DataFrame, stem, split: str = "test", titl
     ax.set(xlim=(lo - 0.02, 1.005), ylim=(n - 0.5, -0.5), yticks=range(n),
            yticklabels=[ABLATION_TITLES[c] for c in classes],
            xlabel=f"Rad-score AUC (95% CI), {SPLIT_TITLES[split].lower()}")
-    ax.legend(loc="lower left", ncols=2, bbox_to_anchor=(0, 1.0), borderaxespad=0.2, handletextpad=0.3)
+    fig.legend(loc="outside lower center", ncols=2, handletextpad=0.3)  # below the whole figure: never clipped
     if title:
         fig.suptitle(title)
     save_figure(fig, stem)
