@@ -145,6 +145,8 @@ def run_ours(cohort_tsv: Path, work: Path, snakefile: Path, cores: int, shards: 
 
     (work / "results" / "cohort").mkdir(parents=True)
     shutil.copyfile(cohort_tsv, work / "results" / "cohort" / "cohort.tsv")
+    # check_plan's stamp (extract_shard waits for the plan checks; not run here: the cohort table is given)
+    (work / "results" / "cohort" / "plan.txt").write_text("benchmark: cohort table given, plan not checked\n")
     # the workflow plans its extraction jobs from the config's cohort size: here the table's rows (one image each)
     n_images = len(pd.read_csv(cohort_tsv, sep="\t"))
     (work / "config.yaml").write_text(yaml.safe_dump({
@@ -196,6 +198,7 @@ def write_nrrd_pairs(cohort_tsv: Path, folder: Path) -> Path:
 
 def run_pyradiomics(batch: Path, cores: int) -> tuple[float, Path]:
     out = batch.with_name("pyradiomics_out.csv")
+    out.unlink(missing_ok=True)  # the CLI appends to an existing output file
     cmd = [str(BIN / "pyradiomics"), str(batch), "-j", str(cores), "--param", str(PARAMS), "-o", str(out),
            "-f", "csv", "--verbosity", "1"]
     t0 = time.perf_counter()
@@ -239,6 +242,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if (args.cohort is None) == (args.demo is None):
         ap.error("give a cohort table or --demo N")
+    args.work = args.work.resolve()  # the CLI reads batch.csv's relative paths from the CSV's folder
 
     if args.work.exists():
         shutil.rmtree(args.work)

@@ -38,7 +38,8 @@ def run_seed(seed: int, n_patients: int, cores: int, work: Path) -> pd.DataFrame
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    (work / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "cohort": {"simulate": {"n_patients": n_patients}}}))
+    (work / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "cohort": {"simulate": {"n_patients": n_patients}},
+                                                      "radiomics_params": str(REPO / "config" / "radiomics.yaml")}))
     targets = [f"results/{t}/predictions.tsv" for t in TASKS]
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
            str(REPO / "config" / "config.yaml"), str(work / "config.yaml"), "--cores", str(cores), "--", *targets]
