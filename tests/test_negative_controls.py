@@ -142,6 +142,23 @@ def test_control_files_are_reproducible_and_independent_of_the_rows_order(three_
     assert digests(a, tmp_path / "a") == digests(b, tmp_path / "b")
 
 
+def test_unreadable_files_are_all_named_with_patient_column_and_file(three_patients, tmp_path):
+    import shutil
+
+    cohort = three_patients[0].copy()
+    for i, col in ((0, "image"), (2, "mask")):
+        copy = tmp_path / f"gone{i}.nrrd"
+        shutil.copyfile(cohort.iloc[i][col], copy)
+        cohort.iloc[i, cohort.columns.get_loc(col)] = str(copy)
+        copy.unlink()  # deleted after validation
+    with pytest.raises(UsradError) as exc:
+        control_cohort(cohort, "shuffled_roi", tmp_path / "out", seed=5)
+    got = {(p.patient, p.column, Path(p.file).name) for p in exc.value.problems}
+    assert got == {(cohort.iloc[0]["patient_id"], "image", "gone0.nrrd"),
+                   (cohort.iloc[2]["patient_id"], "mask", "gone2.nrrd")}
+    assert "Traceback" not in str(exc.value)
+
+
 def test_table3_block_has_each_controls_auc_of_all_features():
     controls = pd.DataFrame({"control": ["none", "shuffled_roi", "shuffled_roi"], "task": "metastasis",
                              "feature_class": ["all", "all", "shape"], "split": "test", "auc": [0.9, 0.55, 0.8],

@@ -175,8 +175,10 @@ def control_cohort(cohort_df: pd.DataFrame, control: str, out_dir, seed: int, pe
         placements.append({})
         try:
             rows.append(_control_row(rec, control, out_dir, seed, dilate_px, tissue_threshold, placements[-1]))
-        except UsradError as err:
-            problems.extend(Problem(p.message, patient=p.patient or str(rec["patient_id"]), column=p.column or "image",
+        except UsradError as err:  # the file's column: the image's or the mask's it names
+            columns = {str(rec.get(c)): c for _, c in READERS if given(rec.get(c))}
+            problems.extend(Problem(p.message, patient=p.patient or str(rec["patient_id"]),
+                                    column=p.column or columns.get(str(p.file), "image"),
                                     file=p.file or str(rec["image"])) for p in err.problems)
     if problems:
         raise UsradError(f"Cannot make the negative control {control}", problems)
