@@ -45,3 +45,32 @@ def test_ablation_by_region_finds_a_signal_that_lives_in_the_ring_only(tmp_path)
     assert test.loc[("ring3mm", "all"), "n_features"] == 6 and test.loc[("lesion", "all"), "n_features"] == 18
     ablation_figure(table, tmp_path / "ablation")
     assert (tmp_path / "ablation.png").stat().st_size > 10_000 and (tmp_path / "ablation.pdf").exists()
+
+
+def test_the_summary_names_the_regions_and_each_count_is_traced_to_the_feature_table(tmp_path):
+    """Methods text of a feature table with a 3 mm ring: the per-region counts come from its metadata (sources)."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from usrad.extract import feature_table_metadata
+    from usrad.features import write_feature_table
+    from usrad.reporting.sources import Sources
+    from usrad.reporting.summary_methods import SummaryContext, extraction_lines
+
+    cols = ["original_firstorder_Mean", "original_glcm_Contrast", "ring3mm__original_firstorder_Mean"]
+    df = pd.DataFrame({"patient_id": ["P1"], "image_id": ["I1"], "reader": ["r1"],
+                       **{c: [float(i)] for i, c in enumerate(cols)}})
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"setting": {"binWidth": 10}, "imageType": {"Original": {}},
+                                      "featureClass": {"firstorder": [], "glcm": []}}))
+    feat = tmp_path / "results" / "features" / "features.parquet"
+    feat.parent.mkdir(parents=True)
+    write_feature_table(df, feat, feature_table_metadata(params, {}, {"rings_mm": [3]}))
+    ctx = SummaryContext(tmp_path, "results", Sources(tmp_path), False, False, "results/features/features.parquet",
+                         "", "")
+    text = "\n".join(extraction_lines(ctx))
+    assert "features by region: lesion 2, ring3mm 1." in text
+    traced = ctx.sources.table().set_index("key")
+    assert traced.loc["n_features_ring3mm", "locator"] == "meta:/feature_counts/by_region/ring3mm"
+    assert np.all(traced["file"] == "results/features/features.parquet")

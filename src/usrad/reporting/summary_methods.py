@@ -127,6 +127,13 @@ def extraction_lines(c: SummaryContext) -> list[str]:
                  + (f" (Laplacian of Gaussian with sigma {', '.join(sig)} mm)" if sig else "")
                  + f"; {n_feat} features per image ({cls_txt}). The parameter file and its `SHA-256` are stored in the "
                  "feature table's metadata.")
+    by_region = resolve_source(root, feat, "meta:/feature_counts/by_region") or {}
+    if by_region:  # peritumoral rings (extraction.regions): where each feature comes from
+        reg_txt = ", ".join(f"{r} {sources.num(f'n_features_{r}', feat, f'meta:/feature_counts/by_region/{r}', 'd')}"
+                            for r in by_region)
+        lines.append(f"Besides the lesion, peritumoral rings around every mask (the pixels within the ring's width of "
+                     f"the lesion, in mm, clipped to the image and the imaged tissue) were extracted in the same pass; "
+                     f"features by region: {reg_txt}.")
     lines.append("")
     c.values.update(pyr=pyr, sitk=sitk, bw=bw, sig=sig, n_feat=n_feat, cls_txt=cls_txt, image_types=image_types)
     return lines
