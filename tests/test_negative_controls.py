@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 from scipy import ndimage
 
 from usrad.cohort import load_cohort
@@ -181,8 +182,10 @@ def test_workflow_negative_controls_on_known_truth(tmp_path):
            "evaluation": {"negative_controls": list(CONTROLS)}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     target = "results/metastasis/tables/negative_controls.tsv"
+    predictions = "results/metastasis/predictions.tsv"
     proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
-                           target, "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True)
+                           target, predictions, "--configfile", str(tmp_path / "config.yaml")],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     table = read_table(tmp_path / target, text=("task", "control"))
     auc = table.set_index(["control", "feature_class"])
@@ -190,6 +193,10 @@ def test_workflow_negative_controls_on_known_truth(tmp_path):
     assert set(table["feature_class"]) == {"shape", "firstorder", "texture", "all"}
     for control in CONTROLS:  # the shape features are the lesion's: the same signature, the same AUC
         assert auc.loc[(control, "shape"), "auc"] == pytest.approx(auc.loc[("none", "shape"), "auc"])
+    pred = read_table(tmp_path / predictions)
+    rad = pred[(pred["model"] == "radscore") & (pred["split"] == "test")]
+    # the real images' all-feature row is the workflow's own rad-score, refitted: the same test AUC
+    assert auc.loc[("none", "all"), "auc"] == pytest.approx(roc_auc_score(rad["y"], rad["probability"]), abs=1e-12)
     assert auc.loc[("none", "texture"), "auc_low"] > 0.5  # the real texture carries signal ...
     for control in ("randomized_roi", "moved_roi"):  # ... which the scrambled or normal tissue does not
         for cls in ("firstorder", "texture"):
