@@ -62,7 +62,7 @@ def small_features(small_cohort, default_config, small_feature_cache):
 #: `make test`'s two pytest-xdist workers taking a whole module at a time in this order, the long modules start
 #: early and the two workers finish together. Unlisted modules (seconds each) follow in their usual order.
 LONGEST_FIRST = ["test_slurm.py", "test_internal_validation.py", "test_workflow.py", "test_honest_risk.py",
-                 "test_demo_accuracy.py", "test_radiomics_only.py", "test_determinism.py", "test_busbra.py",
+                 "test_demo_accuracy.py", "test_negative_controls.py", "test_radiomics_only.py", "test_determinism.py", "test_busbra.py",
                  "test_null_signature.py", "test_card.py", "test_models.py", "test_faults.py", "test_report.py",
                  "test_rule_params.py"]
 

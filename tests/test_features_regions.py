@@ -74,3 +74,24 @@ def test_the_summary_names_the_regions_and_each_count_is_traced_to_the_feature_t
     traced = ctx.sources.table().set_index("key")
     assert traced.loc["n_features_ring3mm", "locator"] == "meta:/feature_counts/by_region/ring3mm"
     assert np.all(traced["file"] == "results/features/features.parquet")
+
+
+def test_the_summary_of_a_lesion_only_table_has_no_region_sentence(tmp_path):
+    import pandas as pd
+    import yaml
+
+    from usrad.extract import feature_table_metadata
+    from usrad.features import write_feature_table
+    from usrad.reporting.sources import Sources
+    from usrad.reporting.summary_methods import SummaryContext, extraction_lines
+
+    df = pd.DataFrame({"patient_id": ["P1"], "image_id": ["I1"], "reader": ["r1"], "original_firstorder_Mean": [1.0]})
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"setting": {"binWidth": 10}, "imageType": {"Original": {}}}))
+    feat = tmp_path / "results" / "features" / "features.parquet"
+    feat.parent.mkdir(parents=True)
+    write_feature_table(df, feat, feature_table_metadata(params, {}, None))
+    ctx = SummaryContext(tmp_path, "results", Sources(tmp_path), False, False, "results/features/features.parquet",
+                         "", "")
+    text = "\n".join(extraction_lines(ctx))
+    assert "1 features per image (firstorder 1)" in text and "region" not in text

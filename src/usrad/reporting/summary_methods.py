@@ -127,7 +127,7 @@ def extraction_lines(c: SummaryContext) -> list[str]:
                  + (f" (Laplacian of Gaussian with sigma {', '.join(sig)} mm)" if sig else "")
                  + f"; {n_feat} features per image ({cls_txt}). The parameter file and its `SHA-256` are stored in the "
                  "feature table's metadata.")
-    by_region = resolve_source(root, feat, "meta:/feature_counts/by_region") or {}
+    by_region = (resolve_source(root, feat, "meta:/feature_counts") or {}).get("by_region")  # absent: the lesion only
     if by_region:  # peritumoral rings (extraction.regions): where each feature comes from
         reg_txt = ", ".join(f"{r} {sources.num(f'n_features_{r}', feat, f'meta:/feature_counts/by_region/{r}', 'd')}"
                             for r in by_region)
