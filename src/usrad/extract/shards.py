@@ -8,12 +8,12 @@ images of a patient are in one shard, and the order does not depend on the rows'
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
-from pathlib import Path
 
 import pandas as pd
+
+from ..manifest.reading import data_rows
 
 
 def shard_key(patient_id: str) -> int:
@@ -52,20 +52,14 @@ def shard_count(n_images: int | None, max_shards: int, min_images: int) -> int:
 def planned_images(cohort_cfg: dict, manifest: str | None, busbra_csv: str | None) -> int | None:
     """The number of images a config's cohort will have, known before the workflow runs: the simulated patients
     (one image each), BUS-BRA's ``n_images`` or the rows of its ``bus_data.csv``, or the data rows of the user's
-    manifest; None when it cannot be told (a missing or unreadable file: its validation will say why)."""
+    manifest, read as the manifest's validation reads it (:func:`usrad.manifest.reading.data_rows`); None when it
+    cannot be told (a missing or unreadable file: its validation will say why)."""
     if not cohort_cfg.get("manifest") and not cohort_cfg.get("busbra", {}).get("use"):
         return int(cohort_cfg.get("simulate", {}).get("n_patients", 671))
     if not cohort_cfg.get("manifest") and cohort_cfg["busbra"].get("n_images"):
         return int(cohort_cfg["busbra"]["n_images"])
     path = manifest if cohort_cfg.get("manifest") else busbra_csv
-    try:
-        with open(Path(path), newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(65536)
-            fh.seek(0)
-            delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-            return max(0, sum(1 for row in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in row)) - 1)
-    except (OSError, TypeError, UnicodeDecodeError, csv.Error):
-        return None
+    return data_rows(path) if path else None
 
 
 __all__ = ["shard_key", "assign_shards", "shard_rows", "shard_count", "planned_images"]

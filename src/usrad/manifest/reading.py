@@ -101,6 +101,13 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]], list[Prob
     return header, rows, problems
 
 
+def data_rows(path) -> int | None:
+    """The number of well-formed data rows of a manifest (or any CSV/TSV read the same way), None when it has no
+    header or cannot be read; the problems themselves are for the manifest's validation to report."""
+    header, rows, _ = _read_rows(Path(path))
+    return len(rows) if header else None
+
+
 def read_frame(mpath: Path, cfg: dict) -> tuple[list[str], pd.DataFrame | None, list[Problem]]:
     """Column names, the cells as a frame (``_row`` = data row number; None if there is no header), problems
     of the header and rows (missing required and predictor columns included)."""
