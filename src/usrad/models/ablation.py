@@ -75,6 +75,7 @@ def _class_rows(design, classes, seed: int, n_boot: int, splits, region: str | N
     """One row per class and split: the class's signature fitted on the training rows and its AUC (95% CI);
     ``region``: that region's features only."""
     groups = design.X.index.get_level_values("patient_id").to_numpy()
+    where = np.where(design.tr, "train", design.split_all)
     out = []
     for cls in classes:
         cols = [c for c in design.rad_cols if (cls == "all" or feature_class(c) == cls)
@@ -86,7 +87,6 @@ def _class_rows(design, classes, seed: int, n_boot: int, splits, region: str | N
             sig = task_signature(cols, design.cfg, design.copy_reader, seed).fit(design.Xtr, design.ytr)
         p = sig.predict_proba(design.X)[:, 1]
         n_sel = len(sig.named_steps["lasso"].get_feature_names_out())
-        where = np.where(design.tr, "train", design.split_all)
         for split in splits:
             m = where == split
             if not m.any() or len(set(design.y_all[m])) < 2:

@@ -118,13 +118,10 @@ def simulate_cohort(out_dir, n_patients: int = 671, seed: int = DEFAULT_SEED, pr
         problems.append(Problem(f"n_patients must be a positive integer, got {n_patients!r}", column="n_patients"))
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         problems.append(Problem(f"seed must be a non-negative integer, got {seed!r}", column="seed"))
-    if (not isinstance(device_effect, (int, float, np.integer, np.floating)) or isinstance(device_effect, bool)
-            or not np.isfinite(device_effect) or device_effect < 0):
-        problems.append(Problem(f"device_effect must be a finite number >= 0, got {device_effect!r}",
-                                column="device_effect"))
-    if (not isinstance(peritumoral, (int, float, np.integer, np.floating)) or isinstance(peritumoral, bool)
-            or not np.isfinite(peritumoral) or peritumoral < 0):
-        problems.append(Problem(f"peritumoral must be a finite number >= 0, got {peritumoral!r}", column="peritumoral"))
+    for name, value in (("device_effect", device_effect), ("peritumoral", peritumoral)):
+        if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
+                or not np.isfinite(value) or value < 0):
+            problems.append(Problem(f"{name} must be a finite number >= 0, got {value!r}", column=name))
     out_dir = Path(out_dir)
     problems += _out_dir_problems(out_dir)
     if problems:
