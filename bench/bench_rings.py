@@ -1,12 +1,13 @@
 """CPU cost of peritumoral rings (extraction.regions) against the lesion alone, interleaved image by image.
 
-    python bench/bench_rings.py COHORT_TSV [--n 40] [--rings 1,3,5] [--params config/radiomics.yaml] [--profile]
+    python bench/bench_rings.py COHORT_TSV [--n 40] [--rings 1,3,5] [--image-types Original] [--params config/radiomics.yaml] [--profile]
 
 For each of the first ``--n`` images of a normalised cohort table (every reader's mask, no cache), runs
 ``usrad.extract.extract_cohort`` on that image twice, the lesion alone and with ``rings_mm`` = ``--rings``,
 alternating which goes first, and times each with ``time.process_time`` (the whole call: reading, hashing,
 region masks, PyRadiomics) and by its ``extraction_seconds`` (the in-process PyRadiomics time of the summary
-line). Writes ``bench/results/rings.tsv`` (totals and the ratio rings ÷ lesion). ``--profile``: the 15 largest
+line). Writes one row per (rings, image types) to ``bench/results/rings.tsv`` (totals and the ratio rings ÷
+lesion; a row of the same settings is replaced). ``--profile``: the 15 largest
 cumulative entries of a cProfile of the rings runs, to stderr.
 """
 from __future__ import annotations
@@ -43,12 +44,13 @@ def main(argv=None) -> int:
     parser.add_argument("cohort", type=Path)
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--rings", default="1,3,5")
+    parser.add_argument("--image-types", default="Original")
     parser.add_argument("--params", type=Path, default=REPO / "config" / "radiomics.yaml")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rings.tsv")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     cohort = read_cohort_table(args.cohort).iloc[:args.n]
-    rings = {"rings_mm": [float(w) for w in args.rings.split(",")]}
+    rings = {"rings_mm": [float(w) for w in args.rings.split(",")], "image_types": args.image_types.split(",")}
     get_extractor(args.params).expected_features()  # warm-up: import and the first extraction outside the timing
     profiler = cProfile.Profile() if args.profile else None
     totals = {"lesion_cpu_s": 0.0, "lesion_extraction_s": 0.0, "rings_cpu_s": 0.0, "rings_extraction_s": 0.0}
@@ -61,11 +63,18 @@ def main(argv=None) -> int:
             totals[f"{which}_extraction_s"] += ext
     n_masks = int(cohort["mask"].notna().sum() + cohort["mask_reader2"].fillna("").astype(str).ne("").sum())
     result = {"machine": platform.node(), "python": platform.python_version(), "n_images": len(cohort),
-              "n_masks": n_masks, "rings_mm": args.rings, **{k: round(v, 3) for k, v in totals.items()},
+              "n_masks": n_masks, "rings_mm": args.rings, "image_types": args.image_types,
+              **{k: round(v, 3) for k, v in totals.items()},
               "cpu_ratio": round(totals["rings_cpu_s"] / totals["lesion_cpu_s"], 3),
               "extraction_ratio": round(totals["rings_extraction_s"] / totals["lesion_extraction_s"], 3)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([result]).to_csv(args.out, sep="\t", index=False)
+    table = pd.DataFrame([result])
+    if args.out.exists():
+        old = pd.read_csv(args.out, sep="\t", dtype={"rings_mm": str})
+        if "image_types" in old:
+            same = (old["rings_mm"] == args.rings) & (old["image_types"] == args.image_types)
+            table = pd.concat([old[~same], table], ignore_index=True)
+    table.to_csv(args.out, sep="\t", index=False)
     print("\n".join(f"{k}\t{v}" for k, v in result.items()))
     if profiler is not None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(15)

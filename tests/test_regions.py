@@ -154,18 +154,20 @@ def test_a_table_with_regions_has_prefixed_columns_for_every_reader(setup, ring_
     plain = extract_cohort(cohort, params, progress=False, log=io.StringIO(), perturbation=PERTURB)
     lesion = feature_columns(plain)
     regions = ["ring1mm", "lesionring1mm", "ring3mm", "lesionring3mm"]
-    assert feature_columns(ring_table) == lesion + [region_feature_name(r, n) for r in regions for n in lesion]
+    # a region's default image types: Original; no shape (a ring's outline is the lesion's, grown)
+    original = [n for n in lesion if n.startswith("original_") and "_shape2D_" not in n]
+    assert 0 < len(original) < len(lesion)
+    assert feature_columns(ring_table) == lesion + [region_feature_name(r, n) for r in regions for n in original]
     assert sorted(ring_table["reader"]) == sorted(plain["reader"]) == ["p1"] * 3 + ["r1"] * 3 + ["r2"] * 2
     assert ring_table[feature_columns(ring_table)].notna().all().all()
     pd.testing.assert_frame_equal(ring_table[plain.columns], plain, check_exact=True)  # the lesion unchanged
     assert feature_counts(feature_columns(ring_table))["by_region"] == {"lesion": len(lesion),
-                                                                        **{r: len(lesion) for r in regions}}
+                                                                        **{r: len(original) for r in regions}}
     # the rings differ per reader: the ICC filter sees each region's agreement across readers
     r1, r2 = (ring_table[ring_table["reader"] == r].set_index("image_id") for r in ("r1", "r2"))
-    col = "ring3mm__original_shape2D_PixelSurface"
+    col = "ring3mm__original_firstorder_Mean"
     assert (r1.loc[["P1-a", "P2-a"], col] != r2.loc[["P1-a", "P2-a"], col]).all()
-    # 3 mm ring around a 2 mm disk: the annulus area in mm²
-    assert r1[col].iloc[0] == pytest.approx(math.pi * (5 ** 2 - 2 ** 2), rel=0.03)
+    assert not any("shape2D" in c for c in feature_columns(ring_table) if "__" in c)
     meta = feature_table_metadata(params, regions=REGIONS)
     assert meta["regions"]["regions"] == regions and meta["regions"]["rings_mm"] == [1.0, 3.0]
 
@@ -181,8 +183,39 @@ def test_ring_features_equal_pyradiomics_execute_on_the_ring_mask(setup, ring_ta
     ref = featureextractor.RadiomicsFeatureExtractor(str(params)).execute(image, masks["ring3mm"][0])
     ref = {k: float(v) for k, v in ref.items() if not k.startswith("diagnostics_")}
     row = ring_table[(ring_table["image_id"] == rec["image_id"]) & (ring_table["reader"] == "r2")].iloc[0]
+    ref = {k: v for k, v in ref.items() if k.startswith("original_") and "_shape2D_" not in k}  # the defaults
     ours = [row[region_feature_name("ring3mm", k)] for k in ref]
     np.testing.assert_allclose(ours, list(ref.values()), rtol=1e-12, atol=0)
+
+
+def test_a_region_gets_every_listed_image_type_with_values_of_execute(setup):
+    from radiomics import featureextractor
+
+    params, cohort = setup
+    one = cohort.iloc[1:2]
+    spec = {"rings_mm": [3], "image_types": ["LoG", "Original"]}
+    table = extract_cohort(one, params, progress=False, log=io.StringIO(), regions=spec)
+    rec = one.iloc[0]
+    image, mask = sitk.ReadImage(rec["image"]), sitk.ReadImage(rec["mask"])
+    ring = region_masks(image, mask, RegionSpec.from_config(spec))["ring3mm"][0]
+    ref = featureextractor.RadiomicsFeatureExtractor(str(params)).execute(image, ring)
+    ref = {k: float(v) for k, v in ref.items() if not k.startswith("diagnostics_") and "_shape2D_" not in k}
+    assert any(k.startswith("log-sigma") for k in ref)
+    row = table[table["reader"] == "r1"].iloc[0]
+    assert [c for c in feature_columns(table) if c.startswith("ring3mm__")] == [f"ring3mm__{k}" for k in ref]
+    np.testing.assert_allclose([row[f"ring3mm__{k}"] for k in ref], list(ref.values()), rtol=1e-12, atol=0)
+    assert feature_table_metadata(params, regions=spec)["regions"]["image_types"] == ["LoG", "Original"]
+
+
+def test_region_image_types_not_in_the_params_are_refused_before_extraction(setup):
+    params, cohort = setup  # the tiny params enable Original and LoG
+    with pytest.raises(UsradError) as err:
+        extract_cohort(cohort, params, progress=False, log=io.StringIO(),
+                       regions={"rings_mm": [3], "image_types": ["Original", "Wavelet", "Square"]})
+    problems = err.value.problems
+    assert [p.file for p in problems] == [str(params)] * 2
+    assert all("extraction.regions.image_types" in p.message and "Original, LoG" in p.message for p in problems)
+    assert ["'Square'" in problems[0].message, "'Wavelet'" in problems[1].message] == [True, True]
 
 
 def test_regions_off_gives_the_columns_and_metadata_of_today(setup):
@@ -215,9 +248,11 @@ def test_a_too_small_ring_is_a_problem_naming_patient_column_and_file(setup, tmp
 
 def test_the_region_settings_are_checked_by_the_schema():
     cfg = validate_config({}, source="t")
-    assert cfg["extraction"]["regions"] == {"rings_mm": [], "lesion_plus_ring": False, "tissue_threshold": 5}
+    assert cfg["extraction"]["regions"] == {"rings_mm": [], "lesion_plus_ring": False, "tissue_threshold": 5,
+                                            "image_types": ["Original"]}
     for bad in ({"rings_mm": [0]}, {"rings_mm": [-1]}, {"rings_mm": [1, 1]}, {"rings_mm": ["3"]},
-                {"ring_mm": [1]}):
+                {"ring_mm": [1]}, {"image_types": []}, {"image_types": ["original"]},
+                {"image_types": ["Original", "Original"]}, {"image_types": "Original"}):
         with pytest.raises(UsradError) as err:
             validate_config({"extraction": {"regions": bad}}, source="t")
         assert "extraction.regions" in str(err.value)
@@ -240,6 +275,8 @@ def test_ring_features_are_cached_per_region_and_tissue_rule(setup, tmp_path):
     _, s3 = run({**regions, "tissue_threshold": 9})  # another tissue rule: the rings again, not the lesion
     _, s4 = run({"rings_mm": [1, 3, 5]})  # a new width: only its ring
     assert (s3["extracted"], s3["cached"], s4["extracted"], s4["cached"]) == (4, 2, 2, 6)
+    _, s5 = run({**regions, "image_types": ["Original", "LoG"]})  # other image types: the rings again
+    assert (s5["extracted"], s5["cached"]) == (4, 2)
 
 
 def test_the_qc_flags_give_the_largest_clipped_fraction_of_reader_1s_rings(setup, ring_table, tmp_path):
@@ -278,8 +315,46 @@ def test_shards_with_regions_record_the_settings_and_merge_to_the_cohort_table(s
     merged = merge_feature_tables(paths, tmp_path / "features.parquet")
     back, meta = read_feature_table(tmp_path / "features.parquet")
     assert meta["regions"] == empty_meta["regions"] == {
-        "rings_mm": [1.0, 3.0], "lesion_plus_ring": True, "tissue_threshold": 5, "opening_px": 2, "format": 1,
+        "rings_mm": [1.0, 3.0], "lesion_plus_ring": True, "tissue_threshold": 5, "image_types": ["Original"],
+        "opening_px": 2, "format": 2,
         "regions": ["ring1mm", "lesionring1mm", "ring3mm", "lesionring3mm"]}
-    assert meta["feature_counts"]["by_region"]["ring3mm"] == len(feature_columns(ring_table)) // 5
+    lesion = meta["feature_counts"]["by_region"]["lesion"]
+    assert meta["feature_counts"]["by_region"]["ring3mm"] == (len(feature_columns(ring_table)) - lesion) // 4
     assert len(merged) == 8
     pd.testing.assert_frame_equal(back, ring_table, check_exact=True)
+
+
+def test_the_cohort_validation_refuses_region_image_types_the_params_do_not_enable(tmp_path):
+    from usrad.manifest.images import roi_limits
+
+    params = tmp_path / "p.yaml"
+    params.write_text(TINY)  # Original and LoG
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(TINY.split("imageType:")[0] + "featureClass:\n  firstorder: []\n")  # no imageType: Original only
+
+    def problems(path, regions):
+        return roi_limits({"radiomics_params": str(path), "extraction": {"regions": regions}})[1]
+
+    found = problems(params, {"rings_mm": [3], "image_types": ["Wavelet", "LoG"]})
+    assert [(p.file, "'Wavelet'" in p.message, "extraction.regions.image_types" in p.message) for p in found] == [
+        (str(params), True, True)]
+    assert problems(params, {"rings_mm": [], "image_types": ["Wavelet"]}) == []  # no rings: nothing to extract
+    assert [("'LoG'" in p.message, "imageType: Original)" in p.message)
+            for p in problems(bare, {"rings_mm": [1], "image_types": ["LoG"]})] == [(True, True)]
+    assert problems(bare, {"rings_mm": [1]}) == []
+
+
+def test_without_shared_filters_a_region_gets_the_same_columns_through_execute(setup, tmp_path):
+    params, cohort = setup
+    crop = tmp_path / "crop.yaml"
+    crop.write_text(TINY.replace("preCrop: false", "preCrop: true"))  # filtered images depend on the mask: execute()
+    from usrad.extract import get_extractor
+
+    assert get_extractor(crop).sharing_blockers() == ["preCrop"]
+    spec = {"rings_mm": [3], "image_types": ["LoG"]}
+    shared = extract_cohort(cohort.iloc[:1], params, progress=False, log=io.StringIO(), regions=spec)
+    per_mask = extract_cohort(cohort.iloc[:1], crop, progress=False, log=io.StringIO(), regions=spec)
+    ring = [c for c in feature_columns(shared) if c.startswith("ring3mm__")]
+    assert ring and all(c.startswith("ring3mm__log-sigma") and "shape2D" not in c for c in ring)
+    assert list(per_mask.columns) == list(shared.columns)
+    assert per_mask[ring].notna().all().all()

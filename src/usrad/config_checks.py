@@ -75,6 +75,18 @@ def run_problems(cfg: dict, source: str = "config") -> list[Problem]:
             + _copy_reader_config_problems(cfg, source) + _harmonize_config_problems(cfg, source))
 
 
+def region_type_problems(regions: dict | None, enabled) -> list[str]:
+    """Why ``extraction.regions`` (with rings) cannot be extracted with PyRadiomics parameters enabling the image
+    types ``enabled``: each listed ``image_types`` entry they do not enable."""
+    regions = regions or {}
+    if not regions.get("rings_mm"):
+        return []
+    enabled = [str(t) for t in enabled]
+    return [f"key 'extraction.regions.image_types': {t!r} is not an image type of the PyRadiomics parameters "
+            f"(imageType: {', '.join(enabled) or 'none'})" for t in regions.get("image_types", ["Original"])
+            if t not in enabled]
+
+
 def _twice(values: list) -> list:
     return sorted({v for v in values if values.count(v) > 1}, key=str)
 

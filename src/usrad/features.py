@@ -67,6 +67,27 @@ def split_feature_name(name: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+# The first token (before '-' or '_') of a feature's image type name → its PyRadiomics imageType key
+# (``log-sigma-1-0-mm-3D`` → ``LoG``, ``wavelet-LH`` → ``Wavelet``, ``lbp-2D`` → ``LBP2D``).
+IMAGE_TYPE_KEYS = {"original": "Original", "log": "LoG", "wavelet": "Wavelet", "square": "Square",
+                   "squareroot": "SquareRoot", "logarithm": "Logarithm", "exponential": "Exponential",
+                   "gradient": "Gradient", "lbp": "LBP2D"}
+
+
+def image_type_key(name: str) -> str:
+    """The PyRadiomics ``imageType`` key (``Original``, ``LoG``, ``Wavelet``, …) a feature comes from:
+    ``'ring3mm__log-sigma-1-0-mm-3D_glcm_Contrast'`` → ``'LoG'``. Raises ValueError for an unknown one."""
+    token = split_feature_name(name)[0].split("-", 1)[0]
+    if token.lower() not in IMAGE_TYPE_KEYS:
+        raise ValueError(f"unknown PyRadiomics image type in feature name {name!r}")
+    return IMAGE_TYPE_KEYS[token.lower()]
+
+
+def is_shape(name: str) -> bool:
+    """Whether a feature is a shape feature (class ``shape2D`` or ``shape``): of the mask, not of the grey levels."""
+    return split_feature_name(name)[1] in ("shape2D", "shape")
+
+
 def feature_counts(columns) -> dict:
     """Number of features in total, per image type (``original``, ``log-sigma-1-0-mm-3D``…) and per class, and
     per region when a column has a region other than the lesion's."""

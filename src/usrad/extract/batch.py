@@ -70,6 +70,14 @@ class _Extraction:
         self.problems: list[Problem] = []
         self.n_cached = self.n_extracted = 0
         self.extraction_seconds = 0.0
+        self._region_names: list[str] | None = None
+
+    @property
+    def region_names(self) -> list[str]:
+        """The PyRadiomics features a region gets (its image types' share of the lesion's)."""
+        if self._region_names is None:
+            self._region_names = self.regions.region_features(self.extractor.expected_features())
+        return self._region_names
 
     def keyed_masks(self, rec: dict, image_id: str, spacing, jobs) -> tuple[list, dict]:
         """``[(reader, region, col, path, k, cache key)]`` of an image's masks (k > 0: a perturbed copy of reader
@@ -104,7 +112,7 @@ class _Extraction:
         found: dict[tuple[str, str], dict[str, float]] = {}  # (reader, region) -> features (cache or fresh)
         todo = []  # ((reader, region), col, path, key, mask) still to extract
         for reader, region, col, path, k, key in keyed:
-            feats = cache_load(self.cache, key, self.extractor)
+            feats = cache_load(self.cache, key, self.extractor, None if region == LESION else self.region_names)
             if feats is not None:
                 self.n_cached += 1
                 found[(reader, region)] = feats
@@ -150,11 +158,15 @@ class _Extraction:
         results go to the cache and to ``found``, the failures to the problems."""
         extractor = self.extractor
         t0 = time.perf_counter()
-        results = extractor.extract_many(image, [t[-1] for t in todo])
+        lesion = [t[0][1] == LESION for t in todo]  # a region: its image types, no shape (usrad.extract.regions)
+        results = extractor.extract_many(image, [t[-1] for t in todo],
+                                         [None if le else self.regions.image_types for le in lesion], lesion)
         self.extraction_seconds += time.perf_counter() - t0
-        expected = extractor.expected_features()
+        lesion_expected = extractor.expected_features()
+        region_expected = self.region_names
         for (job, col, path, key, _), feats in zip(todo, results):
             where = "" if job[1] == LESION else f" (region {job[1]} of reader {job[0]})"
+            expected = lesion_expected if job[1] == LESION else region_expected
             if isinstance(feats, BaseException):
                 msg = str(feats).strip().splitlines()[0] if str(feats).strip() else type(feats).__name__
                 msg = f"PyRadiomics cannot extract features from this image and mask{where}: {msg}"
@@ -191,6 +203,9 @@ def extract_cohort(cohort_df: pd.DataFrame, params_path, cache_dir=None, progres
     spec = RegionSpec.from_config(regions)
     cache = Path(cache_dir) if cache_dir is not None else None
     run = _Extraction(get_extractor(params_path), cache, perturbation, spec)
+    wrong = spec.type_problems(run.extractor.image_types())
+    if wrong:
+        raise UsradError("Feature extraction cannot start", [Problem(w, file=str(params_path)) for w in wrong])
     rows: list[dict] = []
     names: list[str] | None = None
     bar = _Progress(len(cohort_df), log, progress, status=status)

@@ -53,9 +53,11 @@ def _entry_problem(entry, key: str, expected: list[str]) -> str | None:
     return None
 
 
-def cache_load(cache_dir: Path | None, key: str, extractor: Extractor) -> dict[str, float] | None:
+def cache_load(cache_dir: Path | None, key: str, extractor: Extractor,
+               names: list[str] | None = None) -> dict[str, float] | None:
     """The cached features of ``key``, or None (absent). A corrupt, truncated or malformed entry is a miss too,
-    with a :class:`CacheWarning`: the cache never gives features that were not extracted for this key."""
+    with a :class:`CacheWarning`: the cache never gives features that were not extracted for this key. ``names``:
+    the features the entry must hold (default: every feature of the extractor's parameters)."""
     if cache_dir is None:
         return None
     path = _cache_path(cache_dir, key)
@@ -75,7 +77,7 @@ def cache_load(cache_dir: Path | None, key: str, extractor: Extractor) -> dict[s
         except (ValueError, RecursionError):
             entry, why = None, "is not valid JSON (truncated?)"
         else:
-            why = _entry_problem(entry, key, extractor.expected_features())
+            why = _entry_problem(entry, key, names if names is not None else extractor.expected_features())
         if why is None:
             return dict(zip(entry["names"], (float(v) for v in entry["values"])))
     warnings.warn(f"feature cache entry {path} {why}; extracting this image again (the entry is rewritten)",

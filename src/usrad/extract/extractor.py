@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Problem, UsradError
+from ..features import image_type_key, is_shape
 from .digests import file_sha256
 from .fastbins import fast_bin_edges
 
@@ -82,20 +83,33 @@ class Extractor:
         blockers += [f"imageType {t}" for t in self._extractor.enabledImagetypes if t not in MASK_FREE_IMAGE_TYPES]
         return blockers
 
-    def extract_many(self, image, masks) -> list:
+    def image_types(self) -> list[str]:
+        """The image types (``Original``, ``LoG``, ``Wavelet``, …) the params enable, in their order."""
+        return list(self._extractor.enabledImagetypes)
+
+    def extract_many(self, image, masks, image_types=None, shape=None) -> list:
         """Features of one image for each of ``masks``: per mask a dict as :meth:`extract` gives, or the exception
         PyRadiomics raised for that mask (one of :data:`EXTRACTION_ERRORS`; other errors propagate).
+        ``image_types``: per mask, None (every enabled image type) or the image types whose features it gets;
+        ``shape``: per mask, whether it gets the shape features (default all True). A peritumoral ring gets
+        ``Original`` only and no shape (:mod:`usrad.extract.regions`).
 
         When :meth:`sharing_blockers` is empty, every filtered image (LoG sigma, wavelet band, ...) is computed
         once and every mask's features come from it, through PyRadiomics' own steps of ``execute()`` in its
         order: ``getMask``, ``normalizeImage``, ``checkMask``, ``computeShape`` on the original image, the
-        ``imageoperations.get<Type>Image`` generators, ``cropToTumorMask`` and ``computeFeatures``. The values
-        equal ``execute()`` per mask. Otherwise each mask goes through ``execute()``.
+        ``imageoperations.get<Type>Image`` generators, ``cropToTumorMask`` and ``computeFeatures``; a filter no
+        mask needs is not computed. The values equal ``execute()`` per mask. Otherwise each mask goes through
+        ``execute()`` (and a mask's dict keeps its image types).
         """
+        wanted = list(image_types) if image_types is not None else [None] * len(masks)
+        shaped = list(shape) if shape is not None else [True] * len(masks)
         if self.sharing_blockers():
-            return [self._try_extract(image, m) for m in masks]
+            results = [self._try_extract(image, m) for m in masks]
+            return [r if isinstance(r, BaseException) else
+                    {k: v for k, v in r.items() if (w is None or image_type_key(k) in w) and (sh or not is_shape(k))}
+                    for r, w, sh in zip(results, wanted, shaped)]
         with fast_bin_edges():
-            results = self._extract_shared(image, masks)
+            results = self._extract_shared(image, masks, wanted, shaped)
         return [r if isinstance(r, BaseException) else
                 {k: float(v) for k, v in r.items() if not k.startswith("diagnostics_")} for r in results]
 
@@ -105,9 +119,7 @@ class Extractor:
         except EXTRACTION_ERRORS as exc:
             return exc
 
-    def _extract_shared(self, image, masks) -> list:
-        from itertools import chain
-
+    def _extract_shared(self, image, masks, wanted, shaped) -> list:
         from radiomics import featureextractor, imageoperations
 
         ex = self._extractor
@@ -131,31 +143,32 @@ class Extractor:
                 box, corrected = imageoperations.checkMask(image, mask, **settings)
                 if corrected is not None:
                     mask = corrected
-                results[i] = ex.computeShape(image, mask, box, **settings)
+                results[i] = ex.computeShape(image, mask, box, **settings) if shaped[i] else {}
                 prepared[i] = (mask, box)
             except EXTRACTION_ERRORS as exc:
                 results[i] = exc
                 del prepared[i]
-        if not prepared:
-            return results
-        generators = []
         for image_type, custom in ex.enabledImagetypes.items():
+            users = [i for i in prepared if wanted[i] is None or image_type in wanted[i]]
+            if not users:
+                continue  # no mask gets this image type's features: its filtered images are not computed
             args = settings.copy()
             args.update(custom)
-            generators = chain(generators, getattr(imageoperations, f"get{image_type}Image")(image, masks[0], **args))
-        try:
-            for filtered, type_name, kwargs in generators:
-                for i in list(prepared):
-                    mask, box = prepared[i]
-                    try:
-                        cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, box, padDistance=0)
-                        results[i].update(ex.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
-                    except EXTRACTION_ERRORS as exc:
-                        results[i] = exc
-                        del prepared[i]
-        except EXTRACTION_ERRORS as exc:  # a filter failed: execute() would fail for every mask
-            for i in prepared:
-                results[i] = exc
+            try:
+                for filtered, type_name, kwargs in getattr(imageoperations, f"get{image_type}Image")(
+                        image, masks[0], **args):
+                    for i in [i for i in users if i in prepared]:
+                        mask, box = prepared[i]
+                        try:
+                            cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, box, padDistance=0)
+                            results[i].update(ex.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
+                        except EXTRACTION_ERRORS as exc:
+                            results[i] = exc
+                            del prepared[i]
+            except EXTRACTION_ERRORS as exc:  # a filter failed: execute() would fail for every mask needing it
+                for i in [i for i in users if i in prepared]:
+                    results[i] = exc
+                    del prepared[i]
         return results
 
     def expected_features(self) -> list[str]:

@@ -19,7 +19,17 @@ unclipped ring (computed on a padded grid) lost to the edge or the background. A
 fraction goes to the QC flags, :mod:`usrad.reporting.qc_flags`); a ring left with fewer pixels than the
 parameters' ``minimumROISize`` is a :class:`~usrad.errors.Problem` (:func:`size_problem`).
 
-Each region's features are cached per image, base mask, region and tissue rule (:meth:`RegionSpec.region_sha`).
+**Image types.** A region gets the features of the PyRadiomics image types ``image_types`` (default
+``Original``: the unfiltered image) of the parameters, not of every filtered image: the per-mask feature classes
+cost in proportion to a mask's pixels, three rings of 1, 3 and 5 mm have about three times the lesion's pixels,
+and a filtered image (LoG sigma, wavelet band) costs as much as the original, so rings on all eight images of
+``config/radiomics.yaml`` would quadruple the extraction (README, "Peritumoral regions", measured).
+
+A region gets no shape features either: a ring's outline is the lesion's grown by the ring's width (and cut by
+the image edge), so its shape says nothing the lesion's does not, and shape2D was 37 % of a ring's cost.
+
+Each region's features are cached per image, base mask, region, tissue rule and image types
+(:meth:`RegionSpec.region_sha`).
 """
 from __future__ import annotations
 
@@ -32,9 +42,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..config import section_defaults
-from ..features import LESION, region_feature_name
+from ..config_checks import region_type_problems
+from ..features import LESION, image_type_key, is_shape, region_feature_name
 
-REGIONS_FORMAT = 1  # bump when a rule below changes: it is part of every region's cache key
+REGIONS_FORMAT = 2  # bump when a rule below changes: it is part of every region's cache key
 OPENING_PX = 2  # radius (pixels) of the disc opening the dark pixels before the border-connected ones are background
 RING, LESION_RING = "ring", "lesionring"
 
@@ -56,6 +67,7 @@ class RegionSpec:
     rings_mm: tuple[float, ...]
     lesion_plus_ring: bool
     tissue_threshold: int
+    image_types: tuple[str, ...] = ("Original",)
 
     @classmethod
     def from_config(cls, regions: dict | None) -> RegionSpec:
@@ -63,7 +75,7 @@ class RegionSpec:
         default); widths sorted."""
         regions = {**section_defaults("extraction")["regions"], **(regions or {})}
         return cls(tuple(sorted(float(w) for w in regions["rings_mm"])), bool(regions["lesion_plus_ring"]),
-                   int(regions["tissue_threshold"]))
+                   int(regions["tissue_threshold"]), tuple(sorted(str(t) for t in regions["image_types"])))
 
     @property
     def on(self) -> bool:
@@ -80,17 +92,28 @@ class RegionSpec:
     def settings(self) -> dict:
         """The settings a feature table records (``usrad`` metadata ``regions``)."""
         return {"rings_mm": list(self.rings_mm), "lesion_plus_ring": self.lesion_plus_ring,
-                "tissue_threshold": self.tissue_threshold, "opening_px": OPENING_PX, "format": REGIONS_FORMAT,
-                "regions": self.names()}
+                "tissue_threshold": self.tissue_threshold, "image_types": list(self.image_types),
+                "opening_px": OPENING_PX, "format": REGIONS_FORMAT, "regions": self.names()}
 
     def region_sha(self, mask_sha: str, region: str) -> str:
         """The digest standing for ``region``'s mask file (of the base mask ``mask_sha``) in its cache key."""
-        blob = json.dumps(["region", REGIONS_FORMAT, mask_sha, region, self.tissue_threshold, OPENING_PX])
+        blob = json.dumps(["region", REGIONS_FORMAT, mask_sha, region, self.tissue_threshold, OPENING_PX,
+                           list(self.image_types)])
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def region_features(self, names: list[str]) -> list[str]:
+        """The PyRadiomics features (of the lesion's ``names``) a region gets: those of :attr:`image_types`, no
+        shape."""
+        return [n for n in names if image_type_key(n) in self.image_types and not is_shape(n)]
 
     def columns(self, names: list[str]) -> list[str]:
         """The feature columns of a table: the lesion's ``names``, then each region's, prefixed."""
-        return list(names) + [region_feature_name(r, n) for r in self.names() for n in names]
+        kept = self.region_features(names)
+        return list(names) + [region_feature_name(r, n) for r in self.names() for n in kept]
+
+    def type_problems(self, enabled) -> list[str]:
+        """Why :attr:`image_types` cannot be extracted with parameters enabling the image types ``enabled``."""
+        return region_type_problems({"rings_mm": self.rings_mm, "image_types": self.image_types}, enabled)
 
     def row(self, by_region: dict[str, dict[str, float]]) -> dict[str, float]:
         """One feature row from ``{region: features}`` (the lesion's unprefixed), in :meth:`columns` order."""
@@ -131,19 +154,28 @@ def tissue_mask(grey: np.ndarray, lesion: np.ndarray, threshold: int) -> np.ndar
 
 def region_arrays(grey: np.ndarray, lesion: np.ndarray, spacing_yx, spec: RegionSpec) -> list[RegionMask]:
     """The regions of ``spec`` around the bool ``lesion`` of an image ``grey`` with pixel spacing ``spacing_yx``
-    (mm, rows then columns): one distance transform on a grid padded by the widest ring, so that the unclipped
-    ring is known and its clipped fraction measured."""
+    (mm, rows then columns): one distance transform on the lesion's bounding box grown by the widest ring (beyond
+    the image edge too), so that the unclipped ring is known and its clipped fraction measured."""
     if not spec.on:
         return []
-    pad = int(math.ceil(max(spec.rings_mm) / min(spacing_yx))) + 1
-    padded = np.pad(lesion, pad, constant_values=False)
-    dist = ndimage.distance_transform_edt(~padded, sampling=spacing_yx)
-    inner = (slice(pad, pad + lesion.shape[0]), slice(pad, pad + lesion.shape[1]))
-    tissue = tissue_mask(grey, lesion, spec.tissue_threshold)
+    shape = lesion.shape
+    rows, cols = np.nonzero(lesion)
+    if not len(rows):  # no lesion: every region empty (a size problem)
+        return [RegionMask(name, np.zeros(shape, bool), 0, 0.0) for name, _, _ in spec.regions()]
+    grow = [int(math.ceil(max(spec.rings_mm) / s)) + 1 for s in spacing_yx]
+    lo = (rows.min() - grow[0], cols.min() - grow[1])
+    hi = (rows.max() + grow[0] + 1, cols.max() + grow[1] + 1)
+    inside = tuple(slice(max(lo[a], 0), min(hi[a], shape[a])) for a in (0, 1))  # the window's part in the image
+    local = tuple(slice(inside[a].start - lo[a], inside[a].stop - lo[a]) for a in (0, 1))
+    window = np.zeros((hi[0] - lo[0], hi[1] - lo[1]), bool)
+    window[local] = lesion[inside]
+    dist = ndimage.distance_transform_edt(~window, sampling=spacing_yx)
+    tissue = tissue_mask(grey, lesion, spec.tissue_threshold)[inside]
     out = []
     for name, kind, width in spec.regions():
         full = (dist > 0) & (dist <= width + 1e-9)
-        ring = full[inner] & tissue
+        ring = np.zeros(shape, bool)
+        ring[inside] = full[local] & tissue
         n_full, n_ring = int(full.sum()), int(ring.sum())
         clipped = 1.0 - n_ring / n_full if n_full else 0.0
         if kind == LESION_RING:

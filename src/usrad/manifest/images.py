@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from .. import imageio
+from ..config_checks import region_type_problems
 from ..errors import Problem, UsradError
 from .reading import PATH_COLUMNS
 
@@ -48,10 +49,20 @@ def roi_limits(cfg: dict) -> tuple[dict, list[Problem]]:
                             file=str(path))]
     setting = params.get("setting") if isinstance(params, dict) else None
     setting = setting if isinstance(setting, dict) else {}
+    problems = _region_type_problems(cfg, params, path)
     size, dims = setting.get("minimumROISize"), setting.get("minimumROIDimensions", 2)
     size = int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0 else None
     dims = int(dims) if isinstance(dims, (int, float)) and not isinstance(dims, bool) and 1 <= dims <= 2 else 2
-    return {"size": size, "dims": dims, "params": str(path)}, []
+    return {"size": size, "dims": dims, "params": str(path)}, problems
+
+
+def _region_type_problems(cfg: dict, params, path: Path) -> list[Problem]:
+    """:func:`usrad.config_checks.region_type_problems` of the config's regions and the params' ``imageType``
+    (PyRadiomics enables ``Original`` alone when it is absent)."""
+    enabled = params.get("imageType") if isinstance(params, dict) else None
+    enabled = list(enabled) if isinstance(enabled, dict) else ["Original"]
+    why = region_type_problems((cfg.get("extraction") or {}).get("regions"), enabled)
+    return [Problem(w, file=str(path)) for w in why]
 
 
 # --------------------------------------------------------------------------------------------------
