@@ -62,7 +62,8 @@ def merged(paths) -> dict:
     return cfg
 
 
-def device_rows(features: pd.DataFrame, cohort: pd.DataFrame, split: pd.DataFrame, seed: int) -> list[dict]:
+def device_rows(features: pd.DataFrame, cohort: pd.DataFrame, split: pd.DataFrame, seed: int,
+                results: str = RESULTS) -> list[dict]:
     """Scanner predictability from the reader-1 features of the training rows, without and with ComBat."""
     train = split.loc[split["split"] == "train", "image_id"]
     r1 = features[(features["reader"] == "r1") & features["image_id"].isin(train)]
@@ -78,18 +79,21 @@ def device_rows(features: pd.DataFrame, cohort: pd.DataFrame, split: pd.DataFram
         auc = roc_auc_score(dev, p, multi_class="ovr", average="macro")
         rows.append(dict(run="internal", harmonize=label, measure="scanner AUC (macro one-vs-rest, 5-fold CV)",
                          split="train", value=auc, n_images=len(dev), n_patients=len(set(groups)),
-                         source=f"{RESULTS}/features/features.parquet"))
+                         source=f"{results}/features/features.parquet"))
         print(f"[bench-harmonize] scanner AUC, {label}: {auc:.4f}", flush=True)
     return rows
 
 
-def model_rows(features, cohort, run: str, harmonize: bool, n_jobs: int) -> list[dict]:
-    """Fit the task (rad-score, BI-RADS, combined) on ``run``'s split with or without ComBat; test AUCs."""
-    raw = merged(CONFIGS[run])
+def model_rows(features, cohort, run: str, harmonize: bool, n_jobs: int, configs: list[str] | None = None,
+               results: str = RESULTS) -> list[dict]:
+    """Fit the task (rad-score, BI-RADS, combined) on ``run``'s split (the merged ``configs``, default
+    :data:`CONFIGS` of ``run``) with or without ComBat; test AUCs."""
+    configs = configs or CONFIGS[run]
+    raw = merged(configs)
     raw.setdefault("modelling", {}).update(classifiers=["lr"], combined_classifiers=["lr"])
     if harmonize:
         raw["modelling"]["harmonize"] = {"by": "device", "unseen": "identity"}
-    cfg = validate_config(raw, source=" + ".join(CONFIGS[run]))
+    cfg = validate_config(raw, source=" + ".join(configs))
     sp = cfg["split"]
     split = make_split(cohort, cfg["tasks"], seed=cfg["seed"], test_size=sp["test_size"], by_column=sp["by_column"],
                        external_values=sp["external_values"])
@@ -108,7 +112,7 @@ def model_rows(features, cohort, run: str, harmonize: bool, n_jobs: int) -> list
                               n_boot=2000, seed=0)
             rows.append(dict(run=run, harmonize=label, measure=f"AUC {model}", split=s, value=b["auc"], low=b["low"],
                              high=b["high"], n_images=len(d), n_patients=d["patient_id"].nunique(),
-                             source=f"{RESULTS}/features/features.parquet"))
+                             source=f"{results}/features/features.parquet"))
     return rows
 
 

@@ -83,7 +83,9 @@ def cv_signatures(signature, clin_template, Xtr, ytr, groups, k, seed, parallel)
     outer = grouped_folds(ytr, groups, k, seed)
     inner = [grouped_folds(ytr[a], groups[a], k, seed) for a, _ in outer]
     specs = list(outer) + [(a[ia], a[ib]) for (a, _), folds in zip(outer, inner) for ia, ib in folds]
-    jobs = [delayed(fit_fold)(signature, clin_template, Xtr.iloc[a], ytr[a], Xtr.iloc[b]) for a, b in specs]
+    # a generator: each fold's rows are sliced when its job is dispatched, not all 30 copies of Xtr up front
+    # (at 2,684 patients those were 600 MiB in the main process)
+    jobs = (delayed(fit_fold)(signature, clin_template, Xtr.iloc[a], ytr[a], Xtr.iloc[b]) for a, b in specs)
     pending = Parallel(n_jobs=parallel.n_jobs, prefer="processes", return_as="generator")(jobs)
     # the final signature is fitted here while the workers fit the fold signatures: a fitted object sent back
     # from a worker process serialises to different bytes (bundles must not depend on n_jobs)
