@@ -1,4 +1,6 @@
 """Config validation: defaults come from the schema, every problem names its key."""
+from pathlib import Path
+
 import pytest
 
 from usrad.config import load_config, load_schema, validate_config
@@ -77,3 +79,27 @@ def test_modelling_settings_are_the_schema_defaults():
     assert list(CLASSIFIERS) == defaults["classifiers"]
     assert modelling_settings({"lasso": {"n_C": 5}, "search_spaces": {"lr": {"C": [1.0]}}})["lasso"] == dict(
         defaults["lasso"], n_C=5)
+
+
+def _merged(*dicts):
+    """Configs merged as Snakemake merges ``--configfile``s: later files win, mappings merged key by key."""
+    out: dict = {}
+    for d in dicts:
+        for key, value in (d or {}).items():
+            out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+SHIPPED = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "config").glob("*.yaml")
+                 if p.name not in ("config.yaml", "radiomics.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_config_overlay_is_valid_on_the_default_config(name):
+    import yaml
+
+    folder = Path(__file__).resolve().parents[1] / "config"
+    layers = ["config.yaml"] + (["busbra.yaml"] if name.startswith("busbra-") else []) + [name]
+    cfg = validate_config(_merged(*(yaml.safe_load((folder / f).read_text()) for f in layers)), source=name)
+    overlay = yaml.safe_load((folder / name).read_text())
+    assert cfg["results_dir"] == overlay.get("results_dir", cfg["results_dir"]) and len(SHIPPED) >= 5
