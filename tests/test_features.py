@@ -135,3 +135,16 @@ def test_merged_shards_are_byte_identical_to_the_table_written_at_once(tmp_path,
         parts.append(write_feature_table(df[df["patient_id"] == p], tmp_path / f"s{i}.parquet", meta))
     merge_feature_tables(parts, tmp_path / "merged.parquet")
     assert (tmp_path / "merged.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+def test_image_type_key_names_the_pyradiomics_image_type_of_a_feature():
+    from usrad.features import image_type_key, is_shape
+
+    names = {"original_glcm_Contrast": "Original", "log-sigma-1-0-mm-3D_firstorder_Mean": "LoG",
+             "ring3mm__wavelet-LH_glszm_ZoneEntropy": "Wavelet", "squareroot_gldm_DependenceEntropy": "SquareRoot",
+             "square_ngtdm_Busyness": "Square", "lbp-2D_firstorder_Mean": "LBP2D",
+             "lbp-3D-m1_firstorder_Mean": "LBP3D", "gradient_glrlm_RunEntropy": "Gradient"}
+    assert {n: image_type_key(n) for n in names} == names
+    with pytest.raises(ValueError):
+        image_type_key("sobel_glcm_Contrast")
+    assert is_shape("ring1mm__original_shape2D_Elongation") and not is_shape("original_firstorder_Mean")

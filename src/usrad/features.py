@@ -68,7 +68,7 @@ def split_feature_name(name: str) -> tuple[str, str, str]:
 
 
 # The first token (before '-' or '_') of a feature's image type name → its PyRadiomics imageType key
-# (``log-sigma-1-0-mm-3D`` → ``LoG``, ``wavelet-LH`` → ``Wavelet``, ``lbp-2D`` → ``LBP2D``).
+# (``log-sigma-1-0-mm-3D`` → ``LoG``, ``wavelet-LH`` → ``Wavelet``, ``lbp-2D`` → ``LBP2D``; ``lbp-3D-…`` → ``LBP3D``).
 IMAGE_TYPE_KEYS = {"original": "Original", "log": "LoG", "wavelet": "Wavelet", "square": "Square",
                    "squareroot": "SquareRoot", "logarithm": "Logarithm", "exponential": "Exponential",
                    "gradient": "Gradient", "lbp": "LBP2D"}
@@ -77,7 +77,10 @@ IMAGE_TYPE_KEYS = {"original": "Original", "log": "LoG", "wavelet": "Wavelet", "
 def image_type_key(name: str) -> str:
     """The PyRadiomics ``imageType`` key (``Original``, ``LoG``, ``Wavelet``, …) a feature comes from:
     ``'ring3mm__log-sigma-1-0-mm-3D_glcm_Contrast'`` → ``'LoG'``. Raises ValueError for an unknown one."""
-    token = split_feature_name(name)[0].split("-", 1)[0]
+    image_type = split_feature_name(name)[0]
+    if image_type.startswith("lbp-3D"):
+        return "LBP3D"
+    token = image_type.split("-", 1)[0]
     if token.lower() not in IMAGE_TYPE_KEYS:
         raise ValueError(f"unknown PyRadiomics image type in feature name {name!r}")
     return IMAGE_TYPE_KEYS[token.lower()]
