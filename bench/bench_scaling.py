@@ -48,6 +48,7 @@ _START = re.compile(r"^(?:local)?rule (\w+):$")
 _FINISH = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_JOB = re.compile(r"^Job (\d+): (\w+)")  # Snakemake 9's compact job line (profiles/default): "Job 4: simulate, log …"
 
 
 def rule_stages(repo: Path = REPO) -> dict[str, str]:
@@ -69,6 +70,8 @@ def job_times(snakemake_log: str) -> pd.DataFrame:
             stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
         elif m := _START.match(line.strip()):
             pending = (m.group(1), stamp)
+        elif m := _JOB.match(line.strip()):
+            started[int(m.group(1))] = (m.group(2), stamp)
         elif (m := _JOBID.match(line)) and pending is not None:
             started[int(m.group(1))] = pending
             pending = None
