@@ -24,6 +24,8 @@ import pandas as pd
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import rss_pss, upsert_rows  # noqa: E402
 
 
 def stacked(features: pd.DataFrame, cohort: pd.DataFrame, copies: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,10 +57,10 @@ class TreeMemory(threading.Thread):
             rss = pss = 0
             for proc in [self.me] + self.me.children(recursive=True):
                 try:
-                    info = proc.memory_full_info()
-                except psutil.Error:
+                    p_rss, p_pss = rss_pss(proc)
+                except (psutil.Error, OSError):  # exited between listing and reading
                     continue
-                rss, pss = rss + info.rss, pss + info.pss
+                rss, pss = rss + p_rss, pss + p_pss
             self.peak["tree_rss"] = max(self.peak["tree_rss"], rss)
             self.peak["tree_pss"] = max(self.peak["tree_pss"], pss)
             self.peak["main_rss"] = max(self.peak["main_rss"], self.me.memory_info().rss)
@@ -97,13 +99,7 @@ def main(argv=None) -> int:
            "n_rows": len(features), "n_jobs": args.n_jobs, "start_main_rss_mib": round(start_rss / mib),
            **{f"peak_{k}_mib": round(v / mib) for k, v in watch.peak.items()}, "fit_seconds": round(seconds, 1),
            "load": round(psutil.getloadavg()[0], 1), "machine": platform.node(), "date": time.strftime("%Y-%m-%d")}
-    table = pd.DataFrame([row])
-    if args.out.exists():
-        old = pd.read_csv(args.out, sep="\t")
-        same = (old["task"] == args.task) & (old["copies"] == args.copies) & (old["n_jobs"] == args.n_jobs)
-        table = pd.concat([old[~same], table], ignore_index=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, sep="\t", index=False)
+    upsert_rows(args.out, row, ["task", "copies", "n_jobs"])
     print("\n".join(f"{k}\t{v}" for k, v in row.items()))
     return 0
 

@@ -128,16 +128,21 @@ def main() -> int:
     for run in CONFIGS:
         for harmonize in (False, True):
             rows += model_rows(features, cohort, run, harmonize, args.cores)
+    write_rows(rows, HERE / "results" / "harmonize.tsv", args.cores, ["run", "harmonize"], "bench-harmonize")
+    return 0
+
+
+def write_rows(rows: list[dict], out: Path, cores: int, keys: list[str], tag: str) -> pd.DataFrame:
+    """The rows as a TSV (with the machine and date), printed with their ``keys`` columns and the values."""
     df = pd.DataFrame(rows)
-    df["machine"] = f"{platform.machine()} cores={args.cores} load={os.getloadavg()[0]:.1f}"
+    df["machine"] = f"{platform.machine()} cores={cores} load={os.getloadavg()[0]:.1f}"
     df["date"] = time.strftime("%Y-%m-%d")
-    out = HERE / "results" / "harmonize.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, sep="\t", index=False, float_format="%.4f")
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(df[["run", "harmonize", "measure", "split", "value", "low", "high"]].to_string(index=False))
-    print(f"[bench-harmonize] written {out}")
-    return 0
+    with pd.option_context("display.width", 220, "display.max_colwidth", 60):
+        print(df[keys + ["measure", "split", "value", "low", "high"]].to_string(index=False))
+    print(f"[{tag}] written {out}")
+    return df
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import upsert_rows  # noqa: E402
 
 
 def _timed(extract, rows, params, regions, profiler=None) -> tuple[float, float]:
@@ -67,14 +67,7 @@ def main(argv=None) -> int:
               **{k: round(v, 3) for k, v in totals.items()},
               "cpu_ratio": round(totals["rings_cpu_s"] / totals["lesion_cpu_s"], 3),
               "extraction_ratio": round(totals["rings_extraction_s"] / totals["lesion_extraction_s"], 3)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame([result])
-    if args.out.exists():
-        old = pd.read_csv(args.out, sep="\t", dtype={"rings_mm": str})
-        if "image_types" in old:
-            same = (old["rings_mm"] == args.rings) & (old["image_types"] == args.image_types)
-            table = pd.concat([old[~same], table], ignore_index=True)
-    table.to_csv(args.out, sep="\t", index=False)
+    upsert_rows(args.out, result, ["rings_mm", "image_types"])
     print("\n".join(f"{k}\t{v}" for k, v in result.items()))
     if profiler is not None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(15)

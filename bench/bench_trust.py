@@ -17,8 +17,6 @@ Writes bench/results/busbra_trust.tsv (one row per measure, with the file it com
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -97,14 +95,7 @@ def main() -> int:
         rows.append(dict(part="workflow", setting="rings + 3 negative controls", measure="wall time (s)",
                          value=wall, source="this script"))
     rows += table_rows() + harmonize_rows(args.cores)
-    df = pd.DataFrame(rows)
-    df["machine"] = f"{platform.machine()} cores={args.cores} load={os.getloadavg()[0]:.1f}"
-    df["date"] = time.strftime("%Y-%m-%d")
-    out = HERE / "results" / "busbra_trust.tsv"
-    df.to_csv(out, sep="\t", index=False, float_format="%.4f")
-    with pd.option_context("display.width", 220, "display.max_colwidth", 50):
-        print(df[["part", "setting", "measure", "split", "value", "low", "high"]].to_string(index=False))
-    print(f"[bench-trust] written {out}")
+    harmonize.write_rows(rows, HERE / "results" / "busbra_trust.tsv", args.cores, ["part", "setting"], "bench-trust")
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 _TMP_SCRIPT = re.compile(r"^tmp[^.]+\.")  # snakemake runs a `script:` as .snakemake/scripts/tmpXXXXXXXX.<name>.py
 
 
-def _rss_pss(proc) -> tuple[int, int]:
+def rss_pss(proc) -> tuple[int, int]:
     """RSS and PSS in bytes from one read of ``/proc/<pid>/smaps_rollup`` (one instant, so PSS ≤ RSS; psutil's
     ``memory_full_info`` reads RSS and PSS from two files, and a fast-growing job could show PSS > RSS)."""
     fields = {}
@@ -23,6 +23,22 @@ def _rss_pss(proc) -> tuple[int, int]:
             if key in ("Rss", "Pss"):
                 fields[key] = int(rest.split()[0]) * 1024
     return fields["Rss"], fields["Pss"]
+
+
+def upsert_rows(path: Path, row: dict, keys: list[str]) -> "pd.DataFrame":
+    """Write ``row`` to the TSV ``path``, replacing a row with the same values of ``keys`` (compared as text);
+    the other rows are kept. Returns the table written."""
+    import pandas as pd
+
+    table = pd.DataFrame([row])
+    if path.exists():
+        old = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if set(keys) <= set(old.columns):
+            same = (old[keys] == table[keys].astype(str).iloc[0]).all(axis=1)
+            table = pd.concat([old[~same], table], ignore_index=True)  # old rows kept as their text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False)
+    return table
 
 
 class JobMemory(threading.Thread):
@@ -70,7 +86,7 @@ class JobMemory(threading.Thread):
             rss = pss = cpu = 0
             for p in tree:
                 try:
-                    (p_rss, p_pss), times = _rss_pss(p), p.cpu_times()
+                    (p_rss, p_pss), times = rss_pss(p), p.cpu_times()
                 except (psutil.Error, OSError):  # exited between listing and reading
                     continue
                 rss += p_rss
