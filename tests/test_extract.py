@@ -405,18 +405,106 @@ def test_a_mask_pyradiomics_refuses_fails_alone_and_the_other_masks_of_the_image
     assert good == _direct(rec["image"], rec["mask"])
 
 
-def test_numpy_bin_edges_equal_pyradiomics_get_bin_edges_and_are_used_for_the_pinned_version():
+def test_fast_paths_are_used_for_the_pinned_pyradiomics_and_put_its_functions_back():
+    from radiomics import base, imageoperations
+
+    from usrad.extract import bin_edges, check_mask, fast_paths, get_mask, shared_binning
+
+    originals = (imageoperations.getBinEdges, imageoperations.getMask, imageoperations.checkMask,
+                 base.RadiomicsFeaturesBase._applyBinning)
+    with fast_paths():  # pyradiomics 3.1.4 (requirements.txt): every source is the one checked
+        assert (imageoperations.getBinEdges, imageoperations.getMask, imageoperations.checkMask,
+                base.RadiomicsFeaturesBase._applyBinning) == (bin_edges, get_mask, check_mask, shared_binning)
+    assert (imageoperations.getBinEdges, imageoperations.getMask, imageoperations.checkMask,
+            base.RadiomicsFeaturesBase._applyBinning) == originals
+
+
+def test_a_function_whose_source_changed_keeps_pyradiomics_own(monkeypatch):
     from radiomics import imageoperations
 
-    from usrad.extract import bin_edges, fast_bin_edges
+    from usrad.extract import fast_paths
+    from usrad.extract.fastpaths import source_checked
+
+    def getBinEdges(parameterValues, **kwargs):  # noqa: N802, N803 (same name, another source)
+        return [0, 1]
+
+    assert not source_checked(getBinEdges) and source_checked(imageoperations.getBinEdges)
+    monkeypatch.setattr(fast_paths, "originals", {})
+    monkeypatch.setattr(fast_paths, "checked", {})
+    monkeypatch.setattr(imageoperations, "getBinEdges", getBinEdges)
+    with fast_paths():
+        assert imageoperations.getBinEdges is getBinEdges
+        assert imageoperations.checkMask is not fast_paths.originals["checkMask"]  # the others still swapped
+
+
+def test_numpy_bin_edges_equal_pyradiomics_get_bin_edges():
+    from radiomics import imageoperations
+
+    from usrad.extract import bin_edges, fast_paths
 
     original = imageoperations.getBinEdges
-    with fast_bin_edges():
-        assert imageoperations.getBinEdges is bin_edges, "pyradiomics 3.1.4 (requirements.txt) gets the fast path"
-    assert imageoperations.getBinEdges is original
     rng = np.random.default_rng(3)
     cases = [rng.normal(0, 40, 5000), rng.uniform(0, 255, 3000).astype(np.float32), np.full(50, 10.0),
              np.full(50, 7.3), np.array([-12.5, 3.0, 250.0]), rng.integers(0, 256, 400)]
-    for values in cases:
-        for kwargs in ({"binWidth": 5}, {"binWidth": 25}, {}, {"binCount": 16}):
-            np.testing.assert_array_equal(bin_edges(values, **kwargs), original(values, **kwargs))
+    with fast_paths():
+        for values in cases:
+            for kwargs in ({"binWidth": 5}, {"binWidth": 25}, {}, {"binCount": 16}):
+                np.testing.assert_array_equal(bin_edges(values, **kwargs), original(values, **kwargs))
+
+
+def _outcome(fn, *args, **kwargs):
+    """What ``fn`` gives: ("ok", value) or ("error", type, message)."""
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 (the exception is the outcome compared)
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_numpy_mask_checks_give_pyradiomics_boxes_masks_and_errors():
+    from radiomics import imageoperations
+
+    from usrad.extract import check_mask, fast_paths, get_mask
+
+    get_original, check_original = imageoperations.getMask, imageoperations.checkMask
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 255, (40, 50)).astype(np.float32))
+    image.SetSpacing((0.1, 0.2))
+    image.SetOrigin((3.0, -1.0))
+    arrays = {"blob": np.pad(np.ones((6, 9), np.uint8), ((3, 31), (40, 1))), "two labels": None,
+              "one pixel": np.zeros((40, 50), np.uint8), "a line": np.zeros((40, 50), np.uint8),
+              "51 px": np.zeros((40, 50), np.uint8), "50 px": np.zeros((40, 50), np.uint8),
+              "empty": np.zeros((40, 50), np.uint8), "label 2 only": np.zeros((40, 50), np.uint8)}
+    arrays["two labels"] = arrays["blob"] * 2
+    arrays["two labels"][30:35, 5:12] = 1
+    arrays["one pixel"][7, 7] = 1
+    arrays["a line"][10, 3:40] = 1
+    arrays["51 px"].flat[np.arange(51) * 37] = 1
+    arrays["50 px"].flat[np.arange(50) * 37] = 1
+    arrays["label 2 only"][5:9, 5:9] = 2
+    settings = {"label": 1, "minimumROIDimensions": 2, "minimumROISize": 50}
+    for name, arr in arrays.items():
+        for dtype in (np.uint8, np.uint16, np.int32):
+            mask = sitk.GetImageFromArray(arr.astype(dtype))
+            mask.CopyInformation(image)
+            with fast_paths():
+                ours = _outcome(get_mask, mask, **settings)
+            theirs = _outcome(get_original, mask, **settings)
+            assert ours[:1] + ours[2:] == theirs[:1] + theirs[2:], name
+            if ours[0] == "error":
+                continue
+            assert ours[1].GetPixelIDTypeAsString() == theirs[1].GetPixelIDTypeAsString()
+            np.testing.assert_array_equal(sitk.GetArrayFromImage(ours[1]), sitk.GetArrayFromImage(theirs[1]))
+            with fast_paths():
+                fast = _outcome(check_mask, image, ours[1], **settings)
+            slow = _outcome(check_original, image, theirs[1], **settings)
+            assert fast[0] == slow[0], (name, fast, slow)
+            if fast[0] == "ok":
+                np.testing.assert_array_equal(fast[1][0], slow[1][0])
+                assert fast[1][1] is None and slow[1][1] is None
+            else:
+                assert fast[1:] == slow[1:], name
+    shifted = sitk.GetImageFromArray(arrays["blob"].astype(np.uint32))
+    shifted.CopyInformation(image)
+    shifted.SetOrigin((3.5, -1.0))  # another grid: PyRadiomics' own check (its geometry error)
+    with fast_paths():
+        fast = _outcome(check_mask, image, shifted, **settings)
+    assert fast == _outcome(check_original, image, shifted, **settings) and "geometry mismatch" in fast[2]

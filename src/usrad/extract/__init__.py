@@ -30,7 +30,7 @@
 ``config/radiomics.yaml`` alone decides what is extracted; nothing here overrides its settings.
 
 Modules: :mod:`~usrad.extract.shards` (patients to shards), :mod:`~usrad.extract.digests` (file and row
-content SHA-256), :mod:`~usrad.extract.fastbins` (numpy bin edges for PyRadiomics), :mod:`~usrad.extract.extractor`
+content SHA-256), :mod:`~usrad.extract.fastpaths` (faster PyRadiomics steps, same values), :mod:`~usrad.extract.extractor`
 (the PyRadiomics extractor), :mod:`~usrad.extract.provenance` (a feature table's metadata),
 :mod:`~usrad.extract.regions` (peritumoral regions), :mod:`~usrad.extract.controls` (negative-control images),
 :mod:`~usrad.extract.cache` (the per-image cache), :mod:`~usrad.extract.perturbed` (perturbed masks),
@@ -44,7 +44,7 @@ from .cache import CACHE_FORMAT, CacheWarning, cache_key
 from .controls import CONTROL_TITLES, CONTROLS, control_cohort
 from .digests import READERS, content_sha256, file_sha256, pixel_spacing, row_content
 from .extractor import EXTRACTION_ERRORS, MASK_FREE_IMAGE_TYPES, Extractor, get_extractor
-from .fastbins import bin_edges, fast_bin_edges
+from .fastpaths import bin_edges, check_mask, fast_paths, get_mask, shared_binning
 from .perturbed import perturbation_settings, perturbed_mask
 from .progress import ShardStatus, stage_line, status_dir, watch
 from .provenance import feature_table_metadata, provenance
@@ -55,7 +55,8 @@ from .shards import assign_shards, shard_key, shard_rows
 __all__ = [
     "SUMMARY_TAG", "extract_cohort", "extract_shard", "CACHE_FORMAT", "CacheWarning", "cache_key", "READERS",
     "content_sha256", "file_sha256", "pixel_spacing", "row_content", "EXTRACTION_ERRORS", "MASK_FREE_IMAGE_TYPES",
-    "Extractor", "get_extractor", "bin_edges", "fast_bin_edges", "perturbation_settings", "perturbed_mask",
+    "Extractor", "get_extractor", "bin_edges", "check_mask", "fast_paths", "get_mask", "shared_binning",
+    "perturbation_settings", "perturbed_mask",
     "feature_table_metadata", "provenance", "assign_shards", "shard_key", "shard_rows", "ShardStatus", "stage_line",
     "status_dir", "watch", "RegionSpec", "region_masks", "region_name", "tissue_mask", "CONTROLS", "CONTROL_TITLES",
     "control_cohort",

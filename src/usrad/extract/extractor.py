@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import Problem, UsradError
 from ..features import image_type_key, is_shape
 from .digests import file_sha256
-from .fastbins import fast_bin_edges
+from .fastpaths import fast_paths
 
 
 def import_radiomics():
@@ -55,7 +55,7 @@ class Extractor:
 
     def extract(self, image, mask) -> dict[str, float]:
         """Features (diagnostics dropped) of one image and mask, in PyRadiomics' order. Raises PyRadiomics' errors."""
-        with fast_bin_edges():
+        with fast_paths():
             result = self._extractor.execute(image, mask)
         return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
 
@@ -108,7 +108,7 @@ class Extractor:
             return [r if isinstance(r, BaseException) else
                     {k: v for k, v in r.items() if (w is None or image_type_key(k) in w) and (sh or not is_shape(k))}
                     for r, w, sh in zip(results, wanted, shaped)]
-        with fast_bin_edges():
+        with fast_paths():
             results = self._extract_shared(image, masks, wanted, shaped)
         return [r if isinstance(r, BaseException) else
                 {k: float(v) for k, v in r.items() if not k.startswith("diagnostics_")} for r in results]
