@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from scipy.signal import fftconvolve
 
 from ..errors import Problem, UsradError
 from ..imageio import read_image, read_mask
@@ -88,6 +87,9 @@ def moved_offset(grey: np.ndarray, roi: np.ndarray, spacing_yx, rng: np.random.G
     ys, xs = np.nonzero(roi)
     y0, x0 = ys.min(), xs.min()
     kernel = roi[y0:ys.max() + 1, x0:xs.max() + 1][::-1, ::-1].astype(np.float32)
+
+    from scipy.signal import fftconvolve  # here, not at the top: scipy.signal imports scipy.stats & co. (1.2 s in
+    # every extraction process, which only a moved-ROI control needs)
 
     def under(area: np.ndarray) -> np.ndarray:
         """Pixels of ``area`` under the ROI placed with its box's top-left corner at (Y, X), for every placement."""
