@@ -1,4 +1,4 @@
-"""CPU time per image of the three extraction paths, interleaved image by image (robust on a busy machine).
+"""CPU time per image of four extraction paths, interleaved image by image (robust on a busy machine).
 
     python bench/bench_extraction_cpu.py COHORT_TSV [--n 20] [--skip 100] [--params config/radiomics.yaml]
 
@@ -6,10 +6,13 @@ For each of ``--n`` images of a normalised cohort table (after skipping ``--skip
 one perturbed copy p1 of r1 (as ``extract_cohort`` makes them), times with ``time.process_time``:
 
 1. ``execute``: PyRadiomics' ``RadiomicsFeatureExtractor.execute`` once per mask (what PyRadiomics' CLI does);
-2. ``execute + numpy bin edges``: :meth:`usrad.extract.Extractor.extract` once per mask;
-3. ``shared filters + numpy bin edges``: :meth:`usrad.extract.Extractor.extract_many` once per image;
+2. ``execute + fast paths``: :meth:`usrad.extract.Extractor.extract` once per mask (PyRadiomics' ``execute`` with
+   :mod:`usrad.extract.fastpaths` swapped in);
+3. ``shared filters + numpy bin edges``: :meth:`usrad.extract.Extractor.extract_many` once per image with only the
+   bin-edges fast path (what extraction was before the other fast paths);
+4. ``shared filters + fast paths``: the same with every fast path (what the workflow runs);
 
-checks that 2 and 3 give exactly the values of 1, and prints the mean CPU seconds per image and per mask.
+checks that 2–4 give exactly the values of 1, and prints the mean CPU seconds per image and per mask.
 """
 from __future__ import annotations
 
@@ -38,7 +41,10 @@ def main(argv=None) -> int:
     cohort = cohort.iloc[args.skip:args.skip + args.n]
     ex = E.get_extractor(args.params)
     ex.expected_features()  # warm-up
-    cpu = {"execute": 0.0, "execute + numpy bin edges": 0.0, "shared filters + numpy bin edges": 0.0}
+    cpu = {"execute": 0.0, "execute + fast paths": 0.0, "shared filters + numpy bin edges": 0.0,
+           "shared filters + fast paths": 0.0}
+    with E.fast_paths():  # PyRadiomics' functions recorded, and whether each fast path applies
+        checked = dict(E.fast_paths.checked)
     worst = 0.0
     for rec in cohort.to_dict("records"):
         spacing = rec.get("pixel_spacing_mm")
@@ -54,6 +60,10 @@ def main(argv=None) -> int:
                 out = [{k: float(v) for k, v in o.items() if not k.startswith("diagnostics_")} for o in out]
             elif mode.startswith("execute"):
                 out = [ex.extract(image, m) for m in masks]
+            elif mode.endswith("bin edges"):
+                E.fast_paths.checked = {k: v and k == "getBinEdges" for k, v in checked.items()}
+                out = ex.extract_many(image, masks)
+                E.fast_paths.checked = dict(checked)
             else:
                 out = ex.extract_many(image, masks)
             cpu[mode] += time.process_time() - t0

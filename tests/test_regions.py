@@ -358,3 +358,16 @@ def test_without_shared_filters_a_region_gets_the_same_columns_through_execute(s
     assert ring and all(c.startswith("ring3mm__log-sigma") and "shape2D" not in c for c in ring)
     assert list(per_mask.columns) == list(shared.columns)
     assert per_mask[ring].notna().all().all()
+
+
+def test_a_region_needs_more_pixels_than_minimum_roi_size_as_pyradiomics_does():
+    from usrad.extract.regions import RegionMask, size_problem
+
+    def region(n):
+        return RegionMask("ring3mm", np.zeros((2, 2), bool), n, 0.25)
+
+    assert size_problem(region(51), "r1", 50) is None
+    assert "50 pixels" in size_problem(region(50), "r1", 50)  # PyRadiomics refuses size <= minimumROISize
+    assert "more than the minimumROISize 50" in size_problem(region(50), "r1", 50)
+    assert size_problem(region(1), "r2", None) is None
+    assert "at least one pixel" in size_problem(region(0), "r2", None)

@@ -113,6 +113,10 @@ def _mask_too_small(folder):  # 5 x 6 = 30 pixels < minimumROISize 50
     write_png(folder / "imgs" / "P003_mask.png", lesion_mask(box=(5, 10, 6, 12)))
 
 
+def _mask_of_exactly_minimum_size(folder):  # 5 x 10 = 50 pixels: PyRadiomics needs more than minimumROISize 50
+    write_png(folder / "imgs" / "P003_mask.png", lesion_mask(box=(5, 10, 6, 16)))
+
+
 def _mask_a_line(folder):  # 1 x 60 pixels: not an outline (minimumROIDimensions 2); image widened to fit it
     write_png(folder / "imgs" / "P003.png", np.full((20, 64), 90, np.uint8))
     write_png(folder / "imgs" / "P003_mask.png", lesion_mask(cols=64, box=(8, 9, 2, 62)))
@@ -128,7 +132,9 @@ BAD_IMAGES = {
     "empty mask": (_mask_empty, "mask", "P003_mask.png", "mask is empty"),
     "mask with two labels": (_mask_two_labels, "mask", "P003_mask.png", "2 different non-zero labels (1, 2)"),
     "RGB mask with soft edge": (_mask_antialiased_rgb, "mask", "P003_mask.png", "different non-zero labels"),
-    "ROI too small": (_mask_too_small, "mask", "P003_mask.png", "30 pixels, fewer than minimumROISize 50"),
+    "ROI too small": (_mask_too_small, "mask", "P003_mask.png", "30 pixels, not more than minimumROISize 50"),
+    "ROI of exactly minimumROISize": (_mask_of_exactly_minimum_size, "mask", "P003_mask.png",
+                                      "50 pixels, not more than minimumROISize 50"),
     "ROI a line": (_mask_a_line, "mask", "P003_mask.png", "minimumROIDimensions 2"),
 }
 

@@ -202,13 +202,15 @@ def region_masks(image, mask, spec: RegionSpec) -> dict[str, tuple]:
 
 
 def size_problem(region: RegionMask, reader: str, minimum) -> str | None:
-    """Why ``region`` cannot be extracted (fewer pixels than ``minimumROISize``, or none), None when it can."""
-    limit = max(int(minimum or 0), 1)
-    if region.n_pixels >= limit:
+    """Why ``region`` cannot be extracted (not more pixels than ``minimumROISize``: PyRadiomics refuses a ROI of
+    exactly that size; or none), None when it can."""
+    limit = int(minimum or 0)
+    if region.n_pixels > limit:
         return None
+    need = (f"more than the minimumROISize {limit} of the PyRadiomics parameters" if limit
+            else "at least one pixel")
     return (f"region {region.name} of reader {reader} has {region.n_pixels} pixels after clipping to the image and "
-            f"the imaged tissue ({region.clipped_fraction:.0%} clipped), fewer than the "
-            f"{'minimumROISize ' + str(limit) + ' of the PyRadiomics parameters' if minimum else 'one pixel needed'}"
+            f"the imaged tissue ({region.clipped_fraction:.0%} clipped); it needs {need}"
             "; use narrower rings (extraction.regions.rings_mm) or check the mask and tissue_threshold")
 
 

@@ -74,9 +74,10 @@ def _mask_findings(arr: np.ndarray, limits: dict) -> tuple[list[str], list[str]]
     n = int(arr.sum())
     if limits:
         extent = sum(int(np.any(arr, axis=1 - a).sum() > 1) for a in (0, 1))  # axes along which the ROI spans > 1 px
-        if limits["size"] is not None and n < limits["size"]:
-            errors.append(f"lesion has {n} pixels, fewer than minimumROISize {limits['size']} of the PyRadiomics "
-                          f"parameters ({limits['params']}): too small for texture features; check the mask")
+        if limits["size"] is not None and n <= limits["size"]:  # PyRadiomics needs more than minimumROISize
+            errors.append(f"lesion has {n} pixels, not more than minimumROISize {limits['size']} of the PyRadiomics "
+                          f"parameters ({limits['params']}; PyRadiomics needs more): too small for texture features; "
+                          "check the mask")
         elif extent < limits["dims"]:
             errors.append(f"lesion ({n} pixels) spans only {extent} dimension(s); PyRadiomics needs minimumROIDimensions "
                           f"{limits['dims']} (a line or a single pixel is not a lesion outline)")
