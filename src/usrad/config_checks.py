@@ -87,6 +87,14 @@ def region_type_problems(regions: dict | None, enabled) -> list[str]:
             if t not in enabled]
 
 
+def roi_size_ok(n_pixels: int, minimum) -> bool:
+    """Whether PyRadiomics extracts a ROI of ``n_pixels`` pixels under the params' ``minimumROISize`` ``minimum``:
+    it refuses ``n_pixels <= minimum`` (checkMask), so a ROI needs more; without a minimum, at least one pixel.
+    The one rule for the intake's lesion check and the peritumoral regions' (:mod:`usrad.manifest.images`,
+    :mod:`usrad.extract.regions`)."""
+    return n_pixels > int(minimum or 0)
+
+
 def _twice(values: list) -> list:
     return sorted({v for v in values if values.count(v) > 1}, key=str)
 
@@ -184,4 +192,5 @@ def _harmonize_config_problems(cfg: dict, source: str) -> list[Problem]:
     return problems
 
 
-__all__ = ["MAX_SEED", "OUTCOME_COLUMNS", "ID_COLUMNS", "expression_problems", "semantic_problems", "run_problems"]
+__all__ = ["MAX_SEED", "OUTCOME_COLUMNS", "ID_COLUMNS", "expression_problems", "semantic_problems", "run_problems",
+           "region_type_problems", "roi_size_ok"]

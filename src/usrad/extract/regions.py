@@ -16,7 +16,7 @@ are connected to the image border (the black outside an ultrasound sector); the 
 to its connected component(s) that contain the lesion (annotation text on the background is not tissue). The
 lesion always counts as tissue. Each region records its pixel count and its clipped fraction: the share of the
 unclipped ring (computed on a padded grid) lost to the edge or the background. A clipped ring is allowed (its
-fraction goes to the QC flags, :mod:`usrad.reporting.qc_flags`); a ring left with fewer pixels than the
+fraction goes to the QC flags, :mod:`usrad.reporting.qc_flags`); a ring left with no more pixels than the
 parameters' ``minimumROISize`` is a :class:`~usrad.errors.Problem` (:func:`size_problem`).
 
 **Image types.** A region gets the features of the PyRadiomics image types ``image_types`` (default
@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..config import section_defaults
-from ..config_checks import region_type_problems
+from ..config_checks import region_type_problems, roi_size_ok
 from ..features import LESION, image_type_key, is_shape, region_feature_name
 
 REGIONS_FORMAT = 2  # bump when a rule below changes: it is part of every region's cache key
@@ -204,9 +204,9 @@ def region_masks(image, mask, spec: RegionSpec) -> dict[str, tuple]:
 def size_problem(region: RegionMask, reader: str, minimum) -> str | None:
     """Why ``region`` cannot be extracted (not more pixels than ``minimumROISize``: PyRadiomics refuses a ROI of
     exactly that size; or none), None when it can."""
-    limit = int(minimum or 0)
-    if region.n_pixels > limit:
+    if roi_size_ok(region.n_pixels, minimum):
         return None
+    limit = int(minimum or 0)
     need = (f"more than the minimumROISize {limit} of the PyRadiomics parameters" if limit
             else "at least one pixel")
     return (f"region {region.name} of reader {reader} has {region.n_pixels} pixels after clipping to the image and "

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from .. import imageio
-from ..config_checks import region_type_problems
+from ..config_checks import region_type_problems, roi_size_ok
 from ..errors import Problem, UsradError
 from .reading import PATH_COLUMNS
 
@@ -74,7 +74,7 @@ def _mask_findings(arr: np.ndarray, limits: dict) -> tuple[list[str], list[str]]
     n = int(arr.sum())
     if limits:
         extent = sum(int(np.any(arr, axis=1 - a).sum() > 1) for a in (0, 1))  # axes along which the ROI spans > 1 px
-        if limits["size"] is not None and n <= limits["size"]:  # PyRadiomics needs more than minimumROISize
+        if limits["size"] is not None and not roi_size_ok(n, limits["size"]):
             errors.append(f"lesion has {n} pixels, not more than minimumROISize {limits['size']} of the PyRadiomics "
                           f"parameters ({limits['params']}; PyRadiomics needs more): too small for texture features; "
                           "check the mask")
